@@ -1,0 +1,53 @@
+"""Small helpers the command modules share: tables and progress bars."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from ..train.loop import Hooks
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    cells = [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join([line, sep, *body])
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+class ProgressHooks(Hooks):
+    """A tqdm bar over the steps of a run, with the last epoch's numbers on it."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+
+    def on_start(self, parts, epochs, steps_per_epoch, first_epoch):
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        total = epochs * steps_per_epoch
+        self.bar = tqdm(total=total, initial=(first_epoch - 1) * steps_per_epoch, unit="step",
+                        file=sys.stderr, dynamic_ncols=True, leave=False,
+                        desc=f"{parts.config['label']['name']}/{parts.config['model']['name']}")
+
+    def on_step(self, epoch, step):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_epoch(self, record):
+        if self.bar is not None:
+            self.bar.set_postfix(epoch=record["epoch"], loss=f"{record['train_loss']:.3f}",
+                                 test=f"{record['test_accuracy']:.3f}")
+
+    def on_end(self, summary):
+        if self.bar is not None:
+            self.bar.close()

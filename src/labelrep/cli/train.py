@@ -1,0 +1,88 @@
+"""``labelrep train`` and ``labelrep eval``."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import config as config_mod
+from ..errors import UserError
+from .common import ProgressHooks, table
+
+# command-line flag -> config key
+FLAGS = {
+    "dataset": "data.dataset", "data_dir": "data.data_dir", "fraction": "data.fraction", "download": "data.download",
+    "label": "label.name", "model": "model.name", "epochs": "train.epochs", "seed": "train.seed",
+    "device": "train.device", "lr": "optim.lr", "batch_size": "optim.batch_size",
+}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train one run", description="Train one run and write its run folder.")
+    p.add_argument("--config", help="YAML config file (sections data, label, model, optim, train)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.lr=0.05 (repeatable)")
+    p.add_argument("--dataset", help="data source (default digits; see: labelrep data info)")
+    p.add_argument("--data-dir", help="folder holding the data (default ~/.cache/labelrep/data)")
+    p.add_argument("--download", action="store_true", default=None, help="download missing data (with checksums)")
+    p.add_argument("--fraction", type=float, help="class-balanced fraction of the training set, in (0, 1]")
+    p.add_argument("--label", help="label space (default categorical; see: labelrep labels list)")
+    p.add_argument("--model", help="encoder (default fastnet; see: labelrep models list)")
+    p.add_argument("--epochs", type=int, help="epochs (default 15)")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda[:N]")
+    p.add_argument("--out", help="run folder (default runs/<dataset>-<label>-<model>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_train)
+
+    e = sub.add_parser("eval", help="evaluate a run folder", description="Evaluate a trained run on its test set.")
+    e.add_argument("run", help="run folder")
+    e.add_argument("--weights", choices=["last", "best"], default="last", help="last epoch, or best validation epoch")
+    e.add_argument("--data-dir", help="folder holding the data, if it moved since training")
+    e.set_defaults(handler=run_eval)
+
+
+def config_from_args(args) -> dict:
+    layers = [config_mod.load_yaml(args.config)] if args.config else []
+    flags = {FLAGS[k]: v for k, v in vars(args).items() if k in FLAGS and v is not None}
+    pairs = [f"{key}={value}" for key, value in flags.items() if not isinstance(value, str)]
+    layer = config_mod.parse_overrides(pairs)
+    for key, value in flags.items():  # strings go in verbatim (a path must not be parsed as YAML)
+        if isinstance(value, str):
+            section, name = key.split(".")
+            layer.setdefault(section, {})[name] = value
+    layers += [layer, config_mod.parse_overrides(args.set)]
+    return config_mod.resolve(*layers)
+
+
+def run_train(args) -> int:
+    from ..train import train
+
+    cfg = config_from_args(args)
+    if args.resume and not args.out:
+        raise UserError("--resume needs --out, the run folder to continue")
+    out = Path(args.out) if args.out else Path("runs") / (
+        f"{cfg['data']['dataset']}-{cfg['label']['name']}-{cfg['model']['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = train(cfg, out=out, resume=args.resume, hooks=ProgressHooks(args.quiet))
+    s = result.summary
+    print(table(["dataset", "label", "model", "epochs", "train images", "test accuracy", "seconds"],
+                [[s["dataset"], s["label"], s["model"], s["epochs"], s["train_images"], s["test_accuracy"],
+                  round(s["seconds"], 1)]]))
+    print(f"run folder: {out}")
+    return 0
+
+
+def run_eval(args) -> int:
+    from ..evaluate.accuracy import accuracy
+    from ..run import load_run
+    from ..train.checkpoint import atomic_write_json
+
+    run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
+    acc = accuracy(run.model, run.label_space, run.parts.loader(run.parts.data.test))
+    result = {"weights": args.weights, "test_images": len(run.parts.data.test), "test_accuracy": acc}
+    atomic_write_json(Path(args.run) / f"eval-{args.weights}.json", result)
+    print(table(["run", "weights", "test images", "test accuracy"],
+                [[args.run, args.weights, result["test_images"], acc]]))
+    return 0

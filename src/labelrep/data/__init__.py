@@ -1,0 +1,12 @@
+"""Data: sources -> subsets -> device-resident batches."""
+from .loader import DeviceLoader, Normalize
+from .sources import DATASETS, ImageData, Split, image_folder, load_dataset
+from .subsets import class_balanced_indices, random_indices, validation_split
+
+
+def list_datasets() -> dict[str, str]:
+    return DATASETS.describe()
+
+
+__all__ = ["DATASETS", "DeviceLoader", "ImageData", "Normalize", "Split", "class_balanced_indices",
+           "image_folder", "list_datasets", "load_dataset", "random_indices", "validation_split"]

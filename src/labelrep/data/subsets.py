@@ -1,0 +1,53 @@
+"""Subsets of a training split: class-balanced fractions, seeded random draws, validation hold-outs."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def check_fraction(fraction: float) -> float:
+    fraction = float(fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise UserError(f"a data fraction must lie in (0, 1], got {fraction}")
+    return fraction
+
+
+def class_balanced_indices(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The same fraction of every class (at least one image each), drawn with ``seed``; sorted."""
+    fraction = check_fraction(fraction)
+    if fraction == 1.0:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = max(1, int(round(fraction * len(members))))
+        chosen.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def random_indices(num: int, fraction: float, seed: int) -> np.ndarray:
+    """A seeded uniform draw of ``round(fraction * num)`` images, classes unbalanced (the paper's 1 %)."""
+    fraction = check_fraction(fraction)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(num, size=max(1, int(round(fraction * num))), replace=False))
+
+
+def validation_split(labels: np.ndarray, size: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ``size`` images (a count, or a fraction if < 1), class-balanced; returns (train, val)."""
+    n = len(labels)
+    count = int(round(size * n)) if 0 < size < 1 else int(size)
+    if not 0 < count < n:
+        raise UserError(f"a validation split of {size} does not fit a training set of {n} images")
+    classes = np.unique(labels)
+    rng = np.random.default_rng(seed + 7919)
+    val = []
+    per_class = np.full(len(classes), count // len(classes))
+    per_class[: count % len(classes)] += 1
+    for c, k in zip(classes, per_class):
+        members = np.flatnonzero(labels == c)
+        val.append(rng.choice(members, size=min(k, len(members) - 1), replace=False))
+    val_idx = np.sort(np.concatenate(val))
+    train_idx = np.setdiff1d(np.arange(n), val_idx)
+    return train_idx, val_idx

@@ -1,0 +1,29 @@
+"""Label spaces: what the network is asked to output for a class."""
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+from .base import LabelSpace
+from .registry import LABEL_SPACES
+from . import categorical as _categorical  # noqa: F401  (registers categorical, smoothed)
+
+
+def create_label_space(name: str, classes: Sequence[str], context: dict | None = None,
+                       **options) -> LabelSpace:
+    """Build a registered label space for ``classes``; unknown names list the known ones.
+
+    ``context`` carries facts about the data (``dataset``, ``image_size``, ``cache_dir``) that a
+    label space may need; each factory receives only the keys it names as parameters.
+    """
+    factory = LABEL_SPACES.get(name)
+    accepted = inspect.signature(factory).parameters
+    extra = {k: v for k, v in (context or {}).items() if k in accepted and k not in options}
+    return LABEL_SPACES.create(name, classes=list(classes), **extra, **options)
+
+
+def list_label_spaces() -> dict[str, str]:
+    return LABEL_SPACES.describe()
+
+
+__all__ = ["LabelSpace", "LABEL_SPACES", "create_label_space", "list_label_spaces"]

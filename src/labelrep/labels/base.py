@@ -1,0 +1,56 @@
+"""The label-space interface every label representation plugs into.
+
+A label space says what the network is asked to output for each class:
+
+- ``classes``: class names in index order;
+- ``table``: a tensor ``[C, *shape]``, the target of each class;
+- ``head(in_features)``: the output module that emits ``[B, *shape]``;
+- ``loss(output, target)``: the training loss against a dense target ``[B, *shape]``
+  (``table[y]`` or a per-sample target of the same shape: soft, refined or mixed labels);
+- ``scores(output)``: ``[B, C]``, higher means more likely; everything downstream
+  (accuracy, attacks, calibration, reports) works from it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class LabelSpace:
+    name: str = "base"
+
+    def __init__(self, classes: Sequence[str], table: torch.Tensor):
+        if len(classes) != table.shape[0]:
+            raise ValueError(f"{len(classes)} classes but a table of {table.shape[0]} rows")
+        self.classes = list(classes)
+        self.table = table.float()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.table.shape[1:])
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Dense targets for class indices ``y``: the rows of ``table``."""
+        return self.table.to(y.device)[y]
+
+    def head(self, in_features: int) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scores(self, output: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        return self.scores(output).argmax(dim=1)
+
+    def describe(self) -> dict:
+        """Parameters that identify this label space (written into run folders)."""
+        return {"name": self.name, "shape": list(self.shape), "num_classes": self.num_classes}
