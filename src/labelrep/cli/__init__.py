@@ -1,16 +1,21 @@
 """The ``labelrep`` command: thin; it parses, calls the library and prints.
 
-Each command group lives in its own module with a ``register(subparsers)`` function.
+Each command group lives in its own module of this package with a ``register(subparsers)``
+function; every such module is found and registered, so adding a command touches no other file.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 
 from ..errors import NonFiniteLossError, UserError
-from . import info, train
 
-COMMAND_MODULES = [train, info]
+
+def command_modules() -> list:
+    modules = [importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)]
+    return [m for m in modules if hasattr(m, "register")]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -27,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"labelrep {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
-    for module in COMMAND_MODULES:
+    for module in command_modules():
         module.register(sub)
     return parser
 

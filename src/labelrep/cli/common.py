@@ -51,3 +51,8 @@ class ProgressHooks(Hooks):
     def on_end(self, summary):
         if self.bar is not None:
             self.bar.close()
+
+
+def print_listing(entries: dict[str, str]) -> int:
+    print(table(["name", "description"], sorted(entries.items())))
+    return 0

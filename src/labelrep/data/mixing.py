@@ -3,6 +3,8 @@
 A mixer is built with the label space and called like timm's: ``x, target = mixer(x, y)``,
 where ``x`` is a normalised, augmented batch and ``target`` a dense target ``[B, *shape]``
 made from the label space's table rows, so mixing works for every label space.
+A mixer draws its randomness from the CPU generator the loop hands it each epoch
+(``set_generator``), so runs repeat and resume exactly.
 """
 from __future__ import annotations
 

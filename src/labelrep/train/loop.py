@@ -121,7 +121,10 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
     for epoch in range(first_epoch, epochs + 1):
         epoch_start = time.perf_counter()
         # Re-seeding per epoch makes a resumed run draw exactly what an uninterrupted one draws.
-        train_loader.set_generator(torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        train_loader.set_generator(generator)
+        if mixer is not None:
+            mixer.set_generator(generator)
         model.train()
         steps = len(train_loader)
         losses = torch.zeros(steps, device=device)
