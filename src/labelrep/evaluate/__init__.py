@@ -1,6 +1,7 @@
-"""Evaluation: accuracy, and (later issues) attacks, data efficiency, feature geometry, calibration."""
+"""Evaluation: accuracy, adversarial robustness, data efficiency, feature geometry, calibration."""
 from .accuracy import accuracy, predict_scores
 from .registry import EVALUATIONS
+from . import robustness as _robustness  # noqa: F401  (registers robustness)
 
 
 def run_evaluation(name: str, run, **options) -> list[dict]:

@@ -1,0 +1,212 @@
+"""L-inf attacks in pixel space, after torchattacks: one class per attack, one call shape.
+
+``attack(model, images, labels) -> adversarial images``, where ``model`` maps float images in
+[0, 1] to whatever the network outputs (wrap a classifier with ``PixelModel``), and the attack's
+``loss(output, labels)`` says what to climb: cross-entropy on logits by default, the label space's
+training loss for the paper's protocol, CE or a margin on ``scores`` for the strong one.
+
+Budgets are in pixel units of [0, 1] images (``eps = 8 / 255``); a budget may also be a
+per-channel tensor, which is what the paper's normalised-unit budgets become (``paper_eps``).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UserError
+from ..registry import Registry
+
+ATTACKS: Registry = Registry("attack")
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# The per-channel std most CIFAR-10 code of the paper's era normalised with; the paper's budgets
+# (0.05 .. 0.3) were steps in that normalised space.
+PAPER_CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+
+
+def paper_eps(eps: float, std: Sequence[float] = PAPER_CIFAR10_STD) -> torch.Tensor:
+    """A budget in normalised units -> the per-channel budget in [0, 1] pixel units (``eps * std``)."""
+    return torch.as_tensor([float(eps) * float(s) for s in std], dtype=torch.float32)
+
+
+def eps_to_255(eps: float | torch.Tensor) -> float:
+    """A pixel budget as a number of 8-bit levels (the mean over channels for a per-channel one)."""
+    return float(torch.as_tensor(eps, dtype=torch.float64).mean()) * 255.0
+
+
+class PixelModel(nn.Module):
+    """A classifier seen from pixel space: [0, 1] float images -> the network's raw output."""
+
+    def __init__(self, model: nn.Module, normalize):
+        super().__init__()
+        self.model = model
+        self.normalize = normalize
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalize.unit(x01))
+
+
+class ScoresModel(nn.Module):
+    """``scores`` of a label space as logits (minus distances for regressed spaces), e.g. for torchattacks."""
+
+    def __init__(self, model: nn.Module, label_space):
+        super().__init__()
+        self.model = model
+        self.label_space = label_space
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.label_space.scores(self.model(x)).float()
+
+
+def cross_entropy(output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(output.float(), labels)
+
+
+def margin(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Carlini-Wagner margin: best other score minus the true class's; positive once misclassified.
+
+    Unlike cross-entropy it does not saturate when the softmax is sharp (large score gaps, as
+    minus-distances often have), so its gradient does not vanish there.
+    """
+    scores = scores.float()
+    true = scores.gather(1, labels[:, None]).squeeze(1)
+    other = scores.masked_fill(F.one_hot(labels, scores.shape[1]).bool(), float("-inf")).amax(1)
+    return (other - true).sum()
+
+
+def _budget(eps: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor | float:
+    if isinstance(eps, torch.Tensor):
+        return eps.to(like.device, like.dtype).reshape(1, -1, *([1] * (like.dim() - 2)))
+    return float(eps)
+
+
+def project(adv: torch.Tensor, images: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """Back into the L-inf ball of radius ``eps`` around ``images`` and into the pixel range [0, 1]."""
+    eps = _budget(eps, images)
+    adv = torch.max(torch.min(adv, images + eps), images - eps)
+    return adv.clamp(0.0, 1.0)
+
+
+class Attack:
+    """Base: ``loss(output, labels)`` is maximised; ``predict(output)`` gives classes (for restarts).
+
+    The model is put in eval mode for the attack (batch-norm statistics and dropout fixed) and
+    given back in the mode it came in.
+    """
+
+    name = "attack"
+
+    def __init__(self, eps: float | torch.Tensor, loss: Loss | None = None,
+                 predict: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        if isinstance(eps, torch.Tensor):
+            if bool((eps < 0).any()):
+                raise UserError(f"an attack budget must be >= 0, got {eps.tolist()}")
+        elif not eps >= 0:
+            raise UserError(f"an attack budget must be >= 0, got {eps}")
+        self.eps = eps
+        self.loss = loss or cross_entropy
+        self.predict = predict or (lambda output: output.argmax(1))
+
+    def gradient(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """d loss / d x, fresh every call (the paper's iterative code let ``x.grad`` accumulate
+        across steps because it never zeroed it; ``autograd.grad`` returns the step's own gradient)."""
+        x = x.detach().requires_grad_(True)
+        loss = self.loss(model(x), labels)
+        return torch.autograd.grad(loss, x)[0]
+
+    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if images.dtype == torch.uint8:
+            raise UserError("attacks take float images in [0, 1]; divide uint8 images by 255 first")
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.enable_grad():
+                adv = self.perturb(model, images.detach().float(), labels)
+        finally:
+            model.train(was_training)
+        return adv.detach()
+
+    def perturb(self, model, images, labels) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(eps={eps_to_255(self.eps):.2f}/255)"
+
+
+@ATTACKS.register("fgsm", "fast gradient sign method: one step of eps along the gradient's sign")
+class FGSM(Attack):
+    name = "fgsm"
+
+    def perturb(self, model, images, labels):
+        grad = self.gradient(model, images, labels)
+        return (images + _budget(self.eps, images) * grad.sign()).clamp(0.0, 1.0)
+
+
+@ATTACKS.register("bim", "basic iterative method (I-FGSM): steps of eps/steps, projected each step")
+class BIM(Attack):
+    name = "bim"
+
+    def __init__(self, eps, steps: int = 10, alpha: float | torch.Tensor | None = None, loss: Loss | None = None,
+                 predict=None):
+        super().__init__(eps, loss, predict)
+        if steps < 1:
+            raise UserError(f"an iterative attack needs at least 1 step, got {steps}")
+        self.steps = int(steps)
+        self.alpha = eps / steps if alpha is None else alpha
+
+    def perturb(self, model, images, labels):
+        adv = images.clone()
+        alpha = _budget(self.alpha, images)
+        for _ in range(self.steps):
+            grad = self.gradient(model, adv, labels)
+            adv = project(adv + alpha * grad.sign(), images, self.eps)
+        return adv
+
+
+@ATTACKS.register("pgd", "projected gradient descent from a uniform random start, with restarts")
+class PGD(BIM):
+    """Madry et al.'s PGD: a uniform random start in the ball, ``steps`` of ``alpha`` (default
+    2.5 eps / steps), projection; with ``restarts`` > 1, each image keeps the first restart that
+    fools the model (else the last)."""
+
+    name = "pgd"
+
+    def __init__(self, eps, steps: int = 10, alpha=None, restarts: int = 1, random_start: bool = True,
+                 loss: Loss | None = None, predict=None, generator: torch.Generator | None = None):
+        super().__init__(eps, steps, alpha=2.5 * eps / steps if alpha is None else alpha, loss=loss, predict=predict)
+        if restarts < 1:
+            raise UserError(f"restarts must be at least 1, got {restarts}")
+        self.restarts, self.random_start, self.generator = int(restarts), random_start, generator
+
+    def _start(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.random_start:
+            return images.clone()
+        noise = torch.rand(images.shape, generator=self.generator, device="cpu").to(images.device)
+        return project(images + (2 * noise - 1) * _budget(self.eps, images), images, self.eps)
+
+    def perturb(self, model, images, labels):
+        best = None
+        fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        alpha = _budget(self.alpha, images)
+        for _ in range(self.restarts):
+            adv = self._start(images)
+            for _ in range(self.steps):
+                grad = self.gradient(model, adv, labels)
+                adv = project(adv + alpha * grad.sign(), images, self.eps)
+            if self.restarts == 1:
+                return adv
+            with torch.no_grad():
+                now = self.predict(model(adv)) != labels
+            # an image not fooled yet takes this restart's result; a fooled one keeps its first success
+            best = adv if best is None else torch.where(fooled.view(-1, *[1] * (adv.dim() - 1)), best, adv)
+            fooled |= now
+        return best
+
+
+def create_attack(name: str, eps, **options) -> Attack:
+    """A registered attack by name (``fgsm``, ``bim``, ``pgd``) with its options."""
+    return ATTACKS.create(name, eps=eps, **options)

@@ -1,0 +1,146 @@
+"""Attacks: exact FGSM steps, projection, the paper protocol's bookkeeping, PGD vs FGSM, torchattacks parity."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labelrep.errors import UserError
+from labelrep.evaluate.attacks import BIM, FGSM, PGD, PixelModel, margin, paper_eps, project
+from labelrep.evaluate.robustness import robust_accuracy, survivors
+
+from evaluate_helpers import digits_result
+
+
+def linear_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.randn(5, 48))
+        model[1].bias.copy_(torch.randn(5))
+    return model.eval()
+
+
+def test_fgsm_moves_every_pixel_by_eps_in_the_sign_of_the_gradient():
+    model = linear_model()
+    x = 0.25 + 0.5 * torch.rand(6, 3, 4, 4)  # away from 0 and 1: no clipping
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    eps = 8 / 255
+    adv = FGSM(eps)(model, x, y)
+    # The gradient of mean cross-entropy of a linear model, by hand: W^T (softmax - onehot) / B.
+    w, b = model[1].weight, model[1].bias
+    p = torch.softmax(x.flatten(1) @ w.T + b, 1)
+    grad = ((p - F.one_hot(y, 5)) @ w / len(y)).view_as(x)
+    step = adv - x
+    assert torch.allclose(step.abs(), torch.full_like(step, eps), atol=1e-6)
+    assert torch.equal(step.sign(), grad.sign())
+    # and it raises the loss, as it should
+    assert F.cross_entropy(model(adv), y) > F.cross_entropy(model(x), y)
+
+
+def test_fgsm_rejects_uint8_and_negative_budgets():
+    with pytest.raises(UserError):
+        FGSM(-0.1)
+    with pytest.raises(UserError):
+        FGSM(0.1)(linear_model(), torch.zeros(1, 3, 4, 4, dtype=torch.uint8), torch.tensor([0]))
+
+
+def test_projection_keeps_the_eps_ball_and_the_pixel_range():
+    torch.manual_seed(1)
+    x = torch.rand(8, 3, 4, 4)
+    x[0] = 0.0
+    x[1] = 1.0
+    far = x + 3 * torch.randn_like(x)
+    eps = 4 / 255
+    p = project(far, x, eps)
+    assert (p - x).abs().max() <= eps + 1e-7
+    assert p.min() >= 0 and p.max() <= 1
+    # a per-channel budget (the paper's normalised units) bounds each channel separately
+    e = paper_eps(0.1, std=(0.1, 0.2, 0.3))
+    p = project(far, x, e)
+    for c in range(3):
+        assert (p[:, c] - x[:, c]).abs().max() <= e[c] + 1e-7
+        assert (p[:, c] - x[:, c]).abs().max() >= e[c] - 1e-6  # the far points reach the boundary
+    # the iterative attacks end inside both, from inside and at the edges of [0, 1]
+    model, y = linear_model(), torch.arange(8) % 5
+    for attack in (BIM(eps, steps=5), PGD(eps, steps=5, restarts=2, generator=torch.Generator().manual_seed(0))):
+        adv = attack(model, x, y)
+        assert (adv - x).abs().max() <= eps + 1e-6
+        assert adv.min() >= 0 and adv.max() <= 1
+        assert (adv - x).abs().max() > eps / 2  # it did move
+
+
+def test_paper_protocol_counts_misclassified_images_as_wrong_without_attacking_them():
+    model = linear_model(2)
+    x = torch.rand(40, 3, 4, 4)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    y = pred.clone()
+    y[::3] = (pred[::3] + 1) % 5  # every third image is misclassified
+    correct = pred == y
+    seen = []
+
+    def spy(m, images, labels):  # an "attack" that records what it is given and changes nothing
+        seen.append(images.clone())
+        return images
+
+    alive = survivors(model, spy, x, y, correct, lambda out: out.argmax(1), batch_size=7)
+    attacked = torch.cat(seen)
+    assert len(attacked) == int(correct.sum()) == 26
+    assert torch.equal(attacked, x[correct])
+    assert torch.equal(alive, correct)  # the wrong ones stay wrong, untouched ones survive
+
+    # through the whole protocol: at a tiny eps nothing changes, clean accuracy counts the wrong ones
+    from labelrep.data.loader import Normalize
+    from labelrep.labels.categorical import categorical
+
+    rows = robust_accuracy(model, categorical(list("abcde")), Normalize([0.0] * 3, [1.0] * 3),
+                           x, y, protocols=["paper"], attacks=["fgsm"], eps=[1e-6])
+    clean = [r["value"] for r in rows if r["attack"] == "none"][0]
+    attacked_acc = [r["value"] for r in rows if r["attack"] == "fgsm"][0]
+    assert clean == pytest.approx(26 / 40)
+    assert attacked_acc == pytest.approx(26 / 40)
+
+
+def test_pgd_is_at_least_as_strong_as_fgsm_on_a_trained_model():
+    parts = digits_result().parts
+    test = parts.data.test
+    rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[:200]),
+                           torch.as_tensor(test.labels[:200]), protocols=["paper", "strong"],
+                           attacks=["fgsm", "pgd"], eps=[24], steps=10)
+    acc = {(r["protocol"], r["attack"], r["loss"]): r["value"] for r in rows}
+    assert acc[("paper", "none", "none")] > 0.9
+    assert acc[("paper", "fgsm", "train")] < acc[("paper", "none", "none")] - 0.1  # the attack bites
+    assert acc[("paper", "pgd", "train")] <= acc[("paper", "fgsm", "train")]
+    assert acc[("strong", "pgd", "ce")] <= acc[("strong", "fgsm", "ce")]
+    assert acc[("strong", "worst", "any")] <= min(acc[("strong", "pgd", "ce")], acc[("strong", "pgd", "margin")])
+
+
+def test_margin_loss_is_positive_exactly_when_misclassified():
+    s = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 5.0]])
+    y = torch.tensor([0, 1])
+    assert margin(s[:1], y[:1]).item() == pytest.approx(-2.0)
+    assert margin(s[1:], y[1:]).item() == pytest.approx(3.0)
+
+
+def test_matches_torchattacks_on_a_categorical_model():
+    torchattacks = pytest.importorskip("torchattacks")
+    parts = digits_result().parts
+    model = PixelModel(parts.model, parts.normalize)
+    model.train()  # both must switch to eval for the attack and give the mode back
+    x = torch.as_tensor(parts.data.test.images[:64]).float() / 255
+    y = torch.as_tensor(parts.data.test.labels[:64])
+    eps = 16 / 255
+    ours = FGSM(eps)(model, x, y)
+    theirs = torchattacks.FGSM(model, eps=eps)(x, y)
+    assert model.training
+    assert (ours - x).abs().max() > 0
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    ours = PGD(eps, steps=5, alpha=4 / 255, random_start=False)(model, x, y)
+    theirs = torchattacks.PGD(model, eps=eps, alpha=4 / 255, steps=5, random_start=False)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    ours = BIM(eps, steps=4)(model, x, y)
+    theirs = torchattacks.BIM(model, eps=eps, alpha=eps / 4, steps=4)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    model.eval()
