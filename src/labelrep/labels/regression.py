@@ -1,0 +1,144 @@
+"""Regressed labels (Chen et al., ICLR 2021): the network regresses a target per class.
+
+The base for every high-dimensional label space (speech, shuffled, constant, composite, random,
+lowdim, bert, glove, custom):
+
+- ``table``: ``[C, *shape]``, exactly what training regresses (after the optional ``scale``);
+- ``head``: the paper's decoder for square 2-D labels, a linear head otherwise; with
+  ``head_norm`` the head ends in a fixed ``* std + mean`` of the table, so its layers work in
+  standardised units but its output is still in table units;
+- ``loss``: Huber (smooth L1), ``delta`` 1, mean over elements, in table units;
+- ``scores``: minus the distance from the output to every class's row (``l2`` default as in the
+  paper; ``l1``, ``huber``, or ``cosine`` similarity), so accuracy is the nearest label;
+- ``threshold_correct``: the paper's second rule, correct when the Huber loss to the true
+  label is below ``threshold`` (3.5, in table units).
+
+``scale`` multiplies the generated table (label scaling, e.g. 1/80 maps [0, 80] to [0, 1]); the
+table, loss, scores and an export all see the scaled values. ``threshold`` is not rescaled.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UserError
+from .base import LabelSpace
+from .heads import OutputAffine, regression_head
+
+DISTANCES = ("l2", "l1", "huber", "cosine")
+HEADS = ("auto", "decoder", "linear")
+
+
+class RegressionLabelSpace(LabelSpace):
+    name = "regression"
+
+    def __init__(self, classes: Sequence[str], table, distance: str = "l2", threshold: float = 3.5,
+                 delta: float = 1.0, scale: float = 1.0, head: str = "auto", head_norm: bool = False,
+                 params: dict | None = None):
+        if distance not in DISTANCES:
+            raise UserError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
+        if head not in HEADS:
+            raise UserError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+        if not scale > 0:
+            raise UserError(f"label scale must be positive, got {scale}")
+        if not delta > 0:
+            raise UserError(f"Huber delta must be positive, got {delta}")
+        table = torch.as_tensor(np.asarray(table, dtype=np.float32)) * float(scale)
+        if table.ndim < 2:
+            raise UserError(f"a regressed label table needs shape [C, ...], got {tuple(table.shape)}")
+        if not bool(torch.isfinite(table).all()):
+            raise UserError("the label table holds NaN or inf values")
+        super().__init__(classes, table)
+        self.distance, self.threshold, self.delta, self.scale = distance, float(threshold), float(delta), float(scale)
+        self.head_kind, self.head_norm = head, bool(head_norm)
+        self.params = dict(params or {})
+        self._flat = self.table.flatten(1)
+
+    def head(self, in_features: int) -> nn.Module:
+        try:
+            module = regression_head(in_features, self.shape, self.head_kind)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        if self.head_norm:
+            std = float(self.table.std()) or 1.0
+            module = nn.Sequential(module, OutputAffine(float(self.table.mean()), std))
+        return module
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.huber_loss(output.float(), target.float(), delta=self.delta)
+
+    def _table_on(self, output: torch.Tensor) -> torch.Tensor:
+        if self._flat.device != output.device:
+            self._flat = self._flat.to(output.device)
+        return self._flat
+
+    def distances(self, output: torch.Tensor, distance: str | None = None) -> torch.Tensor:
+        """``[B, C]`` distance from each output to each class's label (cosine: 1 - similarity)."""
+        distance = distance or self.distance
+        out = output.float().flatten(1)
+        table = self._table_on(out)
+        if distance == "l2":
+            return torch.cdist(out, table, compute_mode="donot_use_mm_for_euclid_dist")
+        if distance == "l1":
+            return torch.cdist(out, table, p=1)
+        if distance == "huber":
+            # one class at a time keeps memory at [B, D] however many classes there are
+            return torch.stack([F.huber_loss(out, row.expand_as(out), delta=self.delta, reduction="none").mean(1)
+                                for row in table], dim=1)
+        if distance == "cosine":
+            return 1.0 - F.normalize(out, dim=1) @ F.normalize(table, dim=1).T
+        raise UserError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
+
+    def scores(self, output: torch.Tensor) -> torch.Tensor:
+        return -self.distances(output)
+
+    def sample_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Huber loss of each sample to its own class's label, ``[B]``."""
+        target = self._table_on(output.float().flatten(1))[y]
+        return F.huber_loss(output.float().flatten(1), target, delta=self.delta, reduction="none").mean(1)
+
+    def threshold_correct(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The paper's threshold rule: correct when the Huber loss to the true label < threshold."""
+        return self.sample_loss(output, y) < self.threshold
+
+    def describe(self) -> dict:
+        return {**super().describe(), "distance": self.distance, "threshold": self.threshold,
+                "delta": self.delta, "scale": self.scale, "head": self.head_kind, "head_norm": self.head_norm,
+                **self.params}
+
+
+@torch.no_grad()
+def threshold_accuracy(model: nn.Module, space: RegressionLabelSpace, loader) -> float:
+    """Fraction of images whose Huber loss to their own label is below the space's threshold."""
+    was_training = model.training
+    model.eval()
+    hits = torch.cat([space.threshold_correct(model(x), y) for x, y, _ in loader])
+    model.train(was_training)
+    return hits.float().mean().item()
+
+
+def label_size(image_size: int | None, size: int | None, default: int = 64) -> int:
+    """The label side N: ``size`` if given, else 2 x the image side (CIFAR 32 -> 64)."""
+    if size is not None:
+        if int(size) < 1:
+            raise UserError(f"label size must be a positive integer, got {size}")
+        return int(size)
+    return 2 * int(image_size) if image_size else default
+
+
+COMMON_OPTIONS = {"distance": "l2", "threshold": 3.5, "delta": 1.0, "scale": 1.0, "head": "auto", "head_norm": False}
+
+
+def make_space(name: str, classes: Sequence[str], table, params: dict, options: dict) -> RegressionLabelSpace:
+    """A RegressionLabelSpace named ``name``; ``options`` may hold only the common regression options."""
+    unknown = sorted(set(options) - set(COMMON_OPTIONS))
+    if unknown:
+        raise UserError(f"label space {name!r} got unknown option(s) {', '.join(unknown)}; it accepts its own "
+                        f"parameters and {', '.join(COMMON_OPTIONS)}")
+    space = RegressionLabelSpace(classes, table, **{**COMMON_OPTIONS, **options}, params=params)
+    space.name = name
+    return space
