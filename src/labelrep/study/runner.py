@@ -1,0 +1,365 @@
+"""Run a study's grid: each run a normal run folder under ``<study>/runs/<id>``, resumable and parallel.
+
+State lives on disk, one ``status.json`` per run folder (pending, running, done, failed), written
+atomically, so a killed study loses at most the epoch it was in: ``train(..., resume=True)`` picks up
+from the last checkpoint, evaluations already written are kept. A failed run records its error and
+the others go on; ``retry_failed`` runs it again.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+from ..train.checkpoint import atomic_write_json, atomic_write_text
+from .spec import Evaluation, RunSpec, Study
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+STATUS_FILE = "status.json"
+PLAN_FILE = "plan.json"
+EVAL_DIR = "evaluations"
+
+
+def run_folder(study_dir: Path, run: RunSpec | str) -> Path:
+    return Path(study_dir) / "runs" / (run if isinstance(run, str) else run.id)
+
+
+def read_status(run_dir: Path) -> dict:
+    try:
+        return json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {"status": PENDING}
+
+
+def _write_status(run_dir: Path, **fields) -> dict:
+    atomic_write_json(Path(run_dir) / STATUS_FILE, fields)
+    return fields
+
+
+def evaluation_file(run_dir: Path, evaluation: Evaluation) -> Path:
+    return Path(run_dir) / EVAL_DIR / f"{evaluation.key}.json"
+
+
+def needs_work(run_dir: Path, evaluations: list[Evaluation]) -> bool:
+    """Done runs still need work when the study gained an evaluation since."""
+    if read_status(run_dir).get("status") != DONE:
+        return True
+    return not all(evaluation_file(run_dir, ev).is_file() for ev in evaluations)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, blocking: bool):
+    """An advisory lock the kernel drops when its holder dies (even by SIGKILL)."""
+    import fcntl
+
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        handle.close()
+        raise
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _json_safe(value):
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation], hooks=None) -> dict:
+    """Train (or resume) one run in its folder, then run the evaluations it lacks; returns its status."""
+    from ..evaluate import run_evaluation
+    from ..run import load_run
+    from ..train import train
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # A worker orphaned by a killed study could still be in this folder: wait for it.
+    with _locked(run_dir / ".lock", blocking=True):
+        previous = read_status(run_dir)
+        attempts = int(previous.get("attempts", 0)) + 1
+        _write_status(run_dir, status=RUNNING, attempts=attempts, pid=os.getpid())
+        started = time.perf_counter()
+        try:
+            if not (run_dir / "summary.json").is_file():
+                train(config, out=run_dir, resume=True, hooks=hooks)
+            loaded = None
+            for ev in evaluations:
+                file = evaluation_file(run_dir, ev)
+                if file.is_file():
+                    continue
+                if loaded is None:
+                    loaded = load_run(run_dir)
+                rows = run_evaluation(ev.name, loaded, **ev.options)
+                file.parent.mkdir(exist_ok=True)
+                text = json.dumps({"name": ev.name, "options": ev.options, "rows": rows}, default=_json_safe)
+                atomic_write_text(file, text + "\n")
+        except Exception as err:  # noqa: BLE001  (a failed run is recorded; the study goes on)
+            atomic_write_text(run_dir / "error.txt", traceback.format_exc())
+            message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            return _write_status(run_dir, status=FAILED, attempts=attempts,
+                                 error=f"{type(err).__name__}: {message}" if message else type(err).__name__,
+                                 seconds=time.perf_counter() - started)
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / "error.txt").unlink()
+        return _write_status(run_dir, status=DONE, attempts=attempts, seconds=time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- parallel workers
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the study process dies, so no orphan keeps training."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _worker_main(tasks, results, threads: int, gpu: int | None) -> None:
+    import signal
+
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops us
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    import torch
+
+    torch.set_num_threads(threads)
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        run_id, run_dir, config, evaluations = task
+        results.put(("start", os.getpid(), run_id, None))
+        results.put(("end", os.getpid(), run_id, execute_run(run_dir, config, evaluations)))
+
+
+def _gpus(jobs: int) -> list[int | None]:
+    try:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001
+        count = 0
+    return [i % count for i in range(jobs)] if count > 1 else [None] * jobs
+
+
+def _run_parallel(todo: list[RunSpec], study_dir: Path, evaluations: list[Evaluation], jobs: int,
+                  event: Callable) -> dict[str, dict]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
+    tasks, results = ctx.Queue(), ctx.Queue()
+    by_id = {spec.id: spec for spec in todo}
+    for spec in todo:
+        tasks.put((spec.id, str(run_folder(study_dir, spec)), spec.config, evaluations))
+    jobs = min(jobs, len(todo))
+    for _ in range(jobs):
+        tasks.put(None)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    gpus = _gpus(jobs)
+
+    def start(gpu):
+        p = ctx.Process(target=_worker_main, args=(tasks, results, threads, gpu), daemon=True)
+        p.start()
+        return p
+
+    workers = {i: start(gpus[i]) for i in range(jobs)}
+    busy: dict[int, str] = {}  # worker pid -> run id
+    out: dict[str, dict] = {}
+    try:
+        while len(out) < len(todo):
+            try:
+                kind, pid, run_id, status = results.get(timeout=1.0)
+            except queue.Empty:
+                for i, p in list(workers.items()):
+                    if p.is_alive() or p.exitcode == 0:
+                        continue
+                    run_id = busy.pop(p.pid, None)
+                    if run_id is not None and run_id not in out:
+                        out[run_id] = _write_status(
+                            run_folder(study_dir, run_id), status=FAILED,
+                            attempts=read_status(run_folder(study_dir, run_id)).get("attempts", 1),
+                            error=f"the worker process died (exit code {p.exitcode}: killed, or out of memory)")
+                        event("end", by_id[run_id], out[run_id])
+                    workers[i] = start(gpus[i])  # it never took its stop sentinel: the new one will
+                continue
+            if kind == "start":
+                busy[pid] = run_id
+                event("start", by_id[run_id], None)
+            else:
+                busy.pop(pid, None)
+                out[run_id] = status
+                event("end", by_id[run_id], status)
+    finally:
+        for p in workers.values():
+            if p.is_alive():
+                p.terminate()
+        for p in workers.values():
+            p.join(timeout=10)
+    return out
+
+
+# ---------------------------------------------------------------- the study
+
+@dataclass
+class StudyOutcome:
+    study_dir: Path
+    statuses: dict[str, dict]   # run id -> status record, in plan order
+
+    def count(self, status: str) -> int:
+        return sum(s.get("status") == status for s in self.statuses.values())
+
+
+def write_plan(study: Study, study_dir: Path) -> None:
+    import yaml
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(study_dir / "study.yaml", yaml.safe_dump(study.source, sort_keys=False))
+    atomic_write_json(study_dir / PLAN_FILE, {
+        "name": study.name, "description": study.description,
+        "axes": [{"name": a.name, "values": a.values} for a in study.axes], "seeds": study.seeds,
+        "evaluations": [{"name": e.name, "options": e.options, "key": e.key} for e in study.evaluations],
+        "runs": [{"id": r.id, "cell": r.cell, "folder": f"runs/{r.id}"} for r in study.runs],
+    })
+
+
+def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: bool = False,
+              on_event: Callable | None = None, hooks_factory: Callable | None = None) -> StudyOutcome:
+    """Run every run of the study that is not done yet; ``on_event(kind, run, status)`` reports
+    ``skip``, ``start`` and ``end``. ``hooks_factory(run)`` gives training hooks (in-process only)."""
+    study_dir = Path(study_dir)
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}")
+    event = on_event or (lambda kind, run, status: None)
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the study folder {study_dir} ({err.strerror})") from None
+    try:
+        with _locked(study_dir / ".lock", blocking=False):
+            write_plan(study, study_dir)
+            statuses: dict[str, dict] = {}
+            todo = []
+            for spec in study.runs:
+                folder = run_folder(study_dir, spec)
+                status = read_status(folder)
+                if status.get("status") == FAILED and not retry_failed:
+                    statuses[spec.id] = status
+                    event("skip", spec, status)
+                elif not needs_work(folder, study.evaluations):
+                    statuses[spec.id] = status
+                    event("skip", spec, status)
+                else:
+                    todo.append(spec)
+            if jobs == 1 or len(todo) <= 1:
+                for spec in todo:
+                    event("start", spec, None)
+                    hooks = hooks_factory(spec) if hooks_factory else None
+                    statuses[spec.id] = execute_run(run_folder(study_dir, spec), spec.config,
+                                                    study.evaluations, hooks=hooks)
+                    event("end", spec, statuses[spec.id])
+            elif todo:
+                statuses.update(_run_parallel(todo, study_dir, study.evaluations, jobs, event))
+    except BlockingIOError:
+        raise UserError(f"another labelrep study is running in {study_dir}; wait for it or use another --out") from None
+    return StudyOutcome(study_dir, {spec.id: statuses[spec.id] for spec in study.runs})
+
+
+# ---------------------------------------------------------------- cost estimate (--dry-run)
+
+def _time_steps(parts, steps: int = 3) -> tuple[float, float]:
+    """Seconds per training step and per evaluated image, measured on this machine."""
+    import torch
+
+    model, space = parts.model, parts.label_space
+    loader = parts.loader(parts.train, train=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the weights stay put
+    sync = torch.cuda.synchronize if parts.device.type == "cuda" else (lambda: None)
+    batches = iter(loader)
+    times = []
+    for i in range(steps + 1):
+        try:
+            x, y, _ = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y, _ = next(batches)
+        sync()
+        t0 = time.perf_counter()
+        loss = space.loss(model(x), space.targets(y))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync()
+        if i:  # the first step warms up
+            times.append(time.perf_counter() - t0)
+    model.eval()
+    with torch.no_grad():
+        x = next(iter(parts.loader(parts.data.test)))[0]
+        sync()
+        t0 = time.perf_counter()
+        space.scores(model(x))
+        sync()
+        per_image = (time.perf_counter() - t0) / len(x)
+    return sorted(times)[len(times) // 2], per_image
+
+
+def estimate(study: Study, study_dir: str | Path, measure: bool = True) -> list[dict]:
+    """One row per run: its cell, status, training images, steps, and (measured) seconds."""
+    from ..data import load_dataset
+    from ..train.setup import build_run, select_training_images
+
+    study_dir = Path(study_dir)
+    datasets: dict[str, object] = {}
+    speeds: dict[str, tuple[float, float]] = {}
+    rows = []
+    for spec in study.runs:
+        cfg = spec.config
+        d = cfg["data"]
+        data_key = json.dumps([d["dataset"], d["data_dir"], d["options"]], sort_keys=True, default=str)
+        if data_key not in datasets:
+            datasets[data_key] = load_dataset(d["dataset"], d["data_dir"], d["download"], **d["options"])
+        data = datasets[data_key]
+        train_split, val = select_training_images(data, d, cfg["train"]["seed"])
+        batch = cfg["optim"]["batch_size"]
+        n = len(train_split)
+        steps = (n // batch if n > batch else 1) * cfg["train"]["epochs"]
+        status = read_status(run_folder(study_dir, spec)).get("status", PENDING)
+        row = {"id": spec.id, **spec.cell, "status": status, "epochs": cfg["train"]["epochs"],
+               "train_images": n, "steps": steps, "seconds": None}
+        if measure:
+            speed_key = json.dumps([cfg["model"], cfg["label"], data_key, batch, cfg["train"]["device"]],
+                                   sort_keys=True, default=str)
+            if speed_key not in speeds:
+                speeds[speed_key] = _time_steps(build_run(cfg))
+            step_s, image_s = speeds[speed_key]
+            evaluated = len(data.test) + (len(val) if val is not None else 0)
+            row["seconds"] = steps * step_s + cfg["train"]["epochs"] * evaluated * image_s
+        rows.append(row)
+    return rows
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,307 @@
+"""A study file: a base run config, axes to sweep, seeds and evaluations; parsed, checked, expanded.
+
+```yaml
+name: quick                      # default: the file's stem; the output folder is runs/<name>
+base:                            # a run config (sections data, label, model, optim, train, mix)
+  data: {dataset: digits}
+  train: {epochs: 8}
+axes:
+  label:                         # a named axis: variant name -> config fragment
+    categorical: {label.name: categorical}
+    smoothed: {label: {name: smoothed, options: {alpha: 0.1}}}
+  data.fraction: [0.1, 0.5, 1.0] # a config key -> its values
+seeds: [0, 1]                    # or a count: 3 means 0, 1, 2
+exclude:                         # optional: cells to leave out (axis -> value or list of values)
+  - {label: smoothed, data.fraction: 0.1}
+evaluations:                     # by registry name (labelrep.evaluate.EVALUATIONS), optionally with options
+  - accuracy
+  - fgsm: {eps: [0, 2, 4]}
+```
+
+The grid is the product of the axes (in file order) times the seeds. A run's identity is a hash of
+its resolved config, so the same cell always lands in the same run folder.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import config as config_mod
+from ..errors import UserError
+
+TOP_KEYS = ("name", "description", "base", "axes", "seeds", "exclude", "evaluations")
+# Keys that say where the data lives, not what the run computes: left out of a run's identity.
+LOCATION_KEYS = (("data", "data_dir"), ("data", "download"))
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass
+class Evaluation:
+    name: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """File-name-safe identity of this evaluation with its options."""
+        text = json.dumps(self.options, sort_keys=True, default=str)
+        return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class Axis:
+    name: str
+    values: list            # labels shown in tables (variant names, or the config values themselves)
+    fragments: list[dict]   # config fragment that each value sets
+
+    @property
+    def keys(self) -> set[str]:
+        return set().union(*(_leaf_keys(f) for f in self.fragments))
+
+
+@dataclass
+class RunSpec:
+    id: str                 # hash of the resolved config (location keys left out)
+    cell: dict              # axis name -> value label, plus "seed"
+    config: dict            # the resolved run config
+
+
+@dataclass
+class Study:
+    name: str
+    description: str
+    base: dict
+    axes: list[Axis]
+    seeds: list[int]
+    evaluations: list[Evaluation]
+    runs: list[RunSpec]
+    source: dict            # the file's content, as read
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [a.name for a in self.axes] + ["seed"]
+
+
+def run_id(config: dict) -> str:
+    """A run's identity: the hash of its resolved config without the data's location."""
+    cfg = copy.deepcopy(config)
+    for section, key in LOCATION_KEYS:
+        cfg.get(section, {}).pop(key, None)
+    return config_mod.config_hash(cfg)
+
+
+def _nest(fragment: Any, where: str) -> dict:
+    """``{"label.name": "x", "optim": {"lr": 1}}`` -> nested dict; a key set twice is a conflict."""
+    if not isinstance(fragment, dict):
+        raise UserError(f"{where} must be a mapping of config keys, got {fragment!r}")
+    out: dict = {}
+    for dotted, value in fragment.items():
+        parts = str(dotted).split(".")
+        if not all(parts):
+            raise UserError(f"{where} has an empty config key in {dotted!r}")
+        if isinstance(value, dict) and parts[-1] != "options":
+            value = _nest(value, where)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"{where} sets {'.'.join(parts[:i + 1])} twice (conflicting values)")
+        last = parts[-1]
+        if last in node:
+            if isinstance(node[last], dict) and isinstance(value, dict):
+                for k in value:
+                    if k in node[last]:
+                        raise UserError(f"{where} sets {dotted}.{k} twice (conflicting values)")
+                node[last] = {**node[last], **value}
+                continue
+            raise UserError(f"{where} sets {dotted} twice (conflicting values)")
+        node[last] = value
+    return out
+
+
+def _leaf_keys(tree: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for k, v in tree.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        keys |= _leaf_keys(v, path) if isinstance(v, dict) and v else {path}
+    return keys
+
+
+def _label(value: Any) -> Any:
+    """How a swept config value shows in tables: scalars as they are, the rest as compact text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _parse_axes(raw: Any) -> list[Axis]:
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        raise UserError("'axes' must be a mapping: a config key -> list of values, or an axis name -> "
+                        "mapping of variant name -> config fragment")
+    axes = []
+    for name, spec in raw.items():
+        name = str(name)
+        if name == "seed" or name == "train.seed":
+            raise UserError(f"axis {name!r} conflicts with 'seeds'; list the seeds under 'seeds'")
+        if isinstance(spec, list):
+            if not spec:
+                raise UserError(f"axis {name!r} is empty; give it at least one value")
+            if "." not in name:
+                raise UserError(f"axis {name!r} lists values but is not a config key like data.fraction; "
+                                "for a named axis give a mapping of variant name -> config fragment")
+            labels = [_label(v) for v in spec]
+            if len(set(map(json.dumps, labels))) != len(labels):
+                raise UserError(f"axis {name!r} repeats a value")
+            axes.append(Axis(name, labels, [_nest({name: v}, f"axis {name!r}") for v in spec]))
+        elif isinstance(spec, dict):
+            if not spec:
+                raise UserError(f"axis {name!r} is empty; give it at least one variant")
+            fragments = []
+            for variant, fragment in spec.items():
+                fragments.append(_nest(fragment if fragment is not None else {}, f"axis {name!r} variant {variant!r}"))
+            axes.append(Axis(name, [str(v) for v in spec], fragments))
+        else:
+            raise UserError(f"axis {name!r} must be a list of values or a mapping of variants, got {spec!r}")
+    # Two axes that set the same key would silently overwrite each other.
+    for a, b in itertools.combinations(axes, 2):
+        shared = a.keys & b.keys
+        if shared:
+            raise UserError(f"axes {a.name!r} and {b.name!r} both set {', '.join(sorted(shared))} "
+                            "(conflicting values); sweep each config key on one axis only")
+    return axes
+
+
+def _parse_seeds(raw: Any) -> list[int]:
+    if raw is None:
+        return [0]
+    if isinstance(raw, bool):
+        raise UserError(f"'seeds' must be a count or a list of integers, got {raw!r}")
+    if isinstance(raw, int):
+        if raw < 1:
+            raise UserError(f"'seeds' must be at least 1, got {raw}")
+        return list(range(raw))
+    if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
+        if len(set(raw)) != len(raw):
+            raise UserError("'seeds' repeats a seed")
+        return list(raw)
+    raise UserError(f"'seeds' must be a count or a non-empty list of integers, got {raw!r}")
+
+
+def _parse_evaluations(raw: Any) -> list[Evaluation]:
+    from ..evaluate import EVALUATIONS
+
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise UserError("'evaluations' must be a list of evaluation names (optionally name: {options})")
+    out: list[Evaluation] = []
+    for item in raw:
+        if isinstance(item, str):
+            ev = Evaluation(item)
+        elif isinstance(item, dict) and "name" in item:
+            extra = set(item) - {"name", "options"}
+            if extra:
+                raise UserError(f"evaluation {item['name']!r} has unknown keys {sorted(extra)}; use name and options")
+            ev = Evaluation(str(item["name"]), dict(item.get("options") or {}))
+        elif isinstance(item, dict) and len(item) == 1:
+            (name, options), = item.items()
+            if options is not None and not isinstance(options, dict):
+                raise UserError(f"options of evaluation {name!r} must be a mapping, got {options!r}")
+            ev = Evaluation(str(name), dict(options or {}))
+        else:
+            raise UserError(f"evaluation entry {item!r} must be a name or 'name: {{options}}'")
+        if ev.name not in EVALUATIONS:
+            raise UserError(f"unknown evaluation {ev.name!r}; known: {', '.join(EVALUATIONS.names())}")
+        factory = EVALUATIONS.get(ev.name)
+        try:
+            inspect.signature(factory).bind_partial(run=None, **ev.options)
+        except TypeError:
+            accepted = [p for p in inspect.signature(factory).parameters if p not in ("run", "args", "kwargs")]
+            raise UserError(f"evaluation {ev.name!r} got options {sorted(ev.options)}; it accepts: "
+                            f"{', '.join(accepted) or 'no options'}") from None
+        if any(e.key == ev.key for e in out):
+            raise UserError(f"evaluation {ev.name!r} is listed twice with the same options")
+        out.append(ev)
+    return out
+
+
+def _parse_exclude(raw: Any, axes: list[Axis]) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(r, dict) and r for r in raw):
+        raise UserError("'exclude' must be a list of mappings: axis name -> value (or list of values)")
+    names = {a.name: a for a in axes}
+    rules = []
+    for rule in raw:
+        checked = {}
+        for axis, value in rule.items():
+            if axis not in names:
+                raise UserError(f"exclude names axis {axis!r}, which the study does not have; "
+                                f"axes: {', '.join(names) or 'none'}")
+            values = value if isinstance(value, list) else [value]
+            known = names[axis].values
+            for v in values:
+                if _label(v) not in known:
+                    raise UserError(f"exclude gives {axis}={v!r}, not a value of that axis ({known})")
+            checked[axis] = [_label(v) for v in values]
+        rules.append(checked)
+    return rules
+
+
+def parse_study(data: dict, default_name: str = "study") -> Study:
+    """Check a study mapping and expand it into runs; every mistake is a UserError naming the key."""
+    if not isinstance(data, dict):
+        raise UserError("a study file must hold a mapping with keys base, axes, seeds, evaluations")
+    unknown = set(data) - set(TOP_KEYS)
+    if unknown:
+        raise UserError(f"unknown study key(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(TOP_KEYS)}")
+    name = str(data.get("name") or default_name)
+    if not set(name) <= NAME_CHARS:
+        raise UserError(f"study name {name!r} may use only letters, digits, '-', '_' and '.'")
+    base = _nest(data.get("base") or {}, "'base'")
+    config_mod.resolve(base)  # unknown keys and wrong types fail here, before any run starts
+    axes = _parse_axes(data.get("axes"))
+    seeds = _parse_seeds(data.get("seeds"))
+    if "seed" in base.get("train", {}):
+        raise UserError("'base' sets train.seed; list the seeds under 'seeds' instead")
+    if base.get("train", {}).get("checkpoint") is False:
+        raise UserError("'base' turns train.checkpoint off; a study needs checkpoints to resume cut-off runs")
+    evaluations = _parse_evaluations(data.get("evaluations"))
+    exclude = _parse_exclude(data.get("exclude"), axes)
+
+    runs: list[RunSpec] = []
+    seen: dict[str, dict] = {}
+    for combo in itertools.product(*[range(len(a.values)) for a in axes]):
+        cell = {a.name: a.values[i] for a, i in zip(axes, combo)}
+        if any(all(cell[k] in v for k, v in rule.items()) for rule in exclude):
+            continue
+        for seed in seeds:
+            layers = [base, *[a.fragments[i] for a, i in zip(axes, combo)], {"train": {"seed": seed}}]
+            try:
+                cfg = config_mod.resolve(*layers)
+            except UserError as err:
+                where = ", ".join(f"{k}={v}" for k, v in cell.items())
+                raise UserError(f"run {where or '(base)'}: {err}") from None
+            if cfg["train"]["checkpoint"] is False:
+                raise UserError("an axis turns train.checkpoint off; a study needs checkpoints to resume runs")
+            spec = RunSpec(run_id(cfg), {**cell, "seed": seed}, cfg)
+            if spec.id in seen:
+                raise UserError(f"runs {seen[spec.id]} and {spec.cell} resolve to the same config "
+                                "(conflicting values: an axis value repeats what another already sets)")
+            seen[spec.id] = spec.cell
+            runs.append(spec)
+    if not runs:
+        raise UserError("the study has no runs left after 'exclude'")
+    return Study(name, str(data.get("description") or ""), base, axes, seeds, evaluations, runs, data)
+
+
+def load_study(path: str | Path) -> Study:
+    path = Path(path)
+    return parse_study(config_mod.load_yaml(path), default_name=path.stem)
