@@ -6,6 +6,7 @@ from torch import nn
 from .classifier import Classifier
 from .registry import ENCODERS
 from . import fastnet as _fastnet, resnet as _resnet, vgg as _vgg  # noqa: F401  (register encoders)
+from . import bc as _bc  # noqa: F401  (convnet11, shake_shake26_2x32d/2x96d)
 
 
 def create_encoder(name: str, **kwargs) -> nn.Module:

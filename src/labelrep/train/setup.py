@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..data import DeviceLoader, ImageData, Normalize, Split, load_dataset
+from ..data.mixing import prepare_model
 from ..data.subsets import check_fraction, class_balanced_indices, random_indices, validation_split
 from ..errors import UserError
 from ..labels import LabelSpace, create_label_space
@@ -77,6 +78,7 @@ def build_run(config: dict) -> RunParts:
     torch.manual_seed(config["train"]["seed"])
     model = create_model(config["model"]["name"], label_space, data.in_chans, data.image_size,
                          **config["model"]["options"])
+    model = prepare_model(model, config["mix"])  # BC+ centres test images too
     model = model.to(device, memory_format=torch.channels_last)
     mean, std = data.mean_std()
     return RunParts(config, data, train, val, label_space, model, Normalize(mean, std, device), device)
