@@ -1,0 +1,215 @@
+"""Robustness and data efficiency of label spaces on CIFAR-10, side by side (issue 3's measurement).
+
+For each label space, trained the same way (fastnet, SGD, same steps):
+
+1. robustness: one run on a class-balanced fraction of the training set; accuracy under FGSM, BIM
+   and PGD at several eps (1/255 units) on a fixed set of test images, under the paper protocol
+   (training-loss gradient, only correct images attacked) and the strong one (CE and margin on
+   scores); the worst case per protocol and the paper-minus-strong gap (gradient masking);
+2. data efficiency: runs at 1/2/4/8 % of the training set, several seeds, the same number of
+   optimiser steps; test accuracy on a fixed set of test images.
+
+The training loop measures test accuracy after every epoch on the whole test split; to keep this
+CPU-sized, training sees a stand-in test split of 10 images a class (source ``cifar10_monitor``)
+and the real evaluation images are scored once at the end.
+
+Results go to OUT/rows.jsonl (tidy rows, appended as they come; a rerun skips what is done),
+OUT/report.md (tables) and OUT/*.png (figures).
+
+    OMP_NUM_THREADS=1 python benchmarks/robustness_cifar10.py --out /tmp/robust --data-dir /root/data/cifar10
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labelrep.cli.common import table
+from labelrep.data.sources import DATASETS, ImageData, load_dataset
+from labelrep.evaluate.accuracy import accuracy
+from labelrep.evaluate.efficiency import efficiency_table, plot_efficiency, run_sweep
+from labelrep.evaluate.robustness import (curve_table, evaluation_images, masking_gaps, plot_curves,
+                                          robust_accuracy)
+
+DATA_DIR = "/root/data/cifar10"
+
+
+@functools.lru_cache(maxsize=None)
+def full_cifar10(data_dir: str) -> ImageData:
+    return load_dataset("cifar10", data_dir)
+
+
+@DATASETS.register("cifar10_monitor", "CIFAR-10 whose test split is 10 images a class (a cheap per-epoch monitor)")
+def cifar10_monitor(data_dir=None, download=False) -> ImageData:
+    data = full_cifar10(str(data_dir or DATA_DIR))
+    keep = np.concatenate([np.flatnonzero(data.test.labels == c)[:10] for c in range(len(data.classes))])
+    return ImageData("cifar10", data.classes, data.train, data.test.take(np.sort(keep)), dict(data.augment))
+
+
+def eval_split(data_dir: str, n: int):
+    test = full_cifar10(data_dir).test
+    return test.take(evaluation_images(len(test), n, seed=0))
+
+
+def base_config(args) -> dict:
+    return {"data": {"dataset": "cifar10_monitor", "data_dir": args.data_dir},
+            "model": {"name": args.model}, "train": {"device": "cpu", "checkpoint": True},
+            "optim": {"batch_size": args.batch_size, "lr": args.lr}}
+
+
+def label_options(args, label: str) -> dict:
+    return json.loads(args.label_options).get(label, {})
+
+
+def done_keys(rows_file: Path) -> set:
+    if not rows_file.is_file():
+        return set()
+    return {json.loads(line)["key"] for line in rows_file.read_text().splitlines() if line.strip()}
+
+
+def append_rows(rows_file: Path, key: str, rows: list[dict]) -> None:
+    with rows_file.open("a") as f:  # one write: two stages may append to the same file at once
+        f.write("".join(json.dumps({**r, "key": key}) + "\n" for r in rows))
+
+
+def log(*msg) -> None:
+    print(time.strftime("%H:%M:%S"), *msg, file=sys.stderr, flush=True)
+
+
+def robustness_stage(args, label: str, rows_file: Path) -> None:
+    from labelrep import config as config_mod
+    from labelrep.evaluate.efficiency import epochs_for_steps, train_size
+    from labelrep.run import load_run
+    from labelrep.train import train
+
+    key = f"robustness/{label}"
+    if key in done_keys(rows_file):
+        return
+    cfg = config_mod.resolve(base_config(args), {"label": {"name": label, "options": label_options(args, label)},
+                                                  "data": {"fraction": args.robust_fraction},
+                                                  "train": {"seed": 0}})
+    cfg["train"]["epochs"] = epochs_for_steps(train_size(cfg), cfg["optim"]["batch_size"], args.robust_steps)
+    folder = Path(args.out) / "runs" / f"robust-{label}"
+    t0 = time.perf_counter()
+    if (folder / "summary.json").is_file():
+        parts = load_run(folder).parts
+    else:
+        parts = train(cfg, out=folder, resume=True).parts
+    train_s = time.perf_counter() - t0
+    test = eval_split(args.data_dir, args.attack_images)
+    t0 = time.perf_counter()
+    rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images),
+                           torch.as_tensor(test.labels), protocols=["paper", "strong"], attacks=args.attacks,
+                           eps=args.eps, steps=args.steps, restarts=args.restarts, seed=0)
+    attack_s = time.perf_counter() - t0
+    for r in rows:
+        r.update(label=label, epochs=cfg["train"]["epochs"], fraction=args.robust_fraction)
+    rows.append({"metric": "seconds", "value": train_s, "label": label, "stage": "robustness-train"})
+    rows.append({"metric": "seconds", "value": attack_s, "label": label, "stage": "robustness-attack"})
+    append_rows(rows_file, key, rows)
+    clean = [r["value"] for r in rows if r.get("attack") == "none"][0]
+    log(f"robustness {label}: clean {clean:.3f}, train {train_s:.0f} s, attacks {attack_s:.0f} s")
+
+
+def efficiency_stage(args, label: str, rows_file: Path) -> None:
+    done = done_keys(rows_file)
+    test = eval_split(args.data_dir, args.eval_images)
+    base = base_config(args)
+    base["label"] = {"options": label_options(args, label)}
+
+    def score(parts) -> float:
+        return accuracy(parts.model, parts.label_space, parts.loader(test))
+
+    for fraction in args.fractions:
+        for seed in args.seeds:
+            key = f"efficiency/{label}/{fraction:g}/{seed}"
+            if key in done:
+                continue
+            t0 = time.perf_counter()
+            rows = run_sweep(base, [label], [fraction], [seed], out=Path(args.out) / "runs", steps=args.eff_steps,
+                             score=score)
+            for r in rows:
+                r.update(eval_images=len(test), seconds=time.perf_counter() - t0)
+            append_rows(rows_file, key, rows)
+            log(f"efficiency {label} {fraction:g} seed {seed}: {rows[0]['value']:.3f} "
+                f"({rows[0]['train_images']} images, {rows[0]['epochs']} epochs, {time.perf_counter() - t0:.0f} s)")
+
+
+def report(args, rows_file: Path) -> str:
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    out = Path(args.out)
+    lines = [f"# Label spaces on CIFAR-10 (JPEG copy): robustness and data efficiency\n",
+             f"command: {' '.join(sys.argv)}\n"]
+    adv = [r for r in rows if r["metric"] == "adversarial_accuracy"]
+    if adv:
+        n = adv[0]["images"]
+        lines.append(f"## Accuracy under attack ({n} test images; eps in 1/255 of the pixel range)\n")
+        h, body = curve_table(adv, group="label")
+        lines += ["```", table(h, body), "```\n"]
+        lines.append("## Worst case per protocol and the gap (paper minus strong; large = gradient masking)\n")
+        gaps = masking_gaps(adv, group="label")
+        lines += ["```", table(["label", "eps", "paper", "strong", "gap"],
+                               [[g["group"], g["eps"], g["paper"], g["strong"], g["gap"]] for g in gaps]), "```\n"]
+        plot_curves(adv, out / "robustness.png", group="label", title="CIFAR-10, fastnet: worst case per protocol")
+        plot_curves([r for r in adv if r["attack"] in ("none", "fgsm")], out / "robustness-fgsm.png", group="label",
+                    attacks=("fgsm",), title="CIFAR-10, fastnet: FGSM")
+    eff = [r for r in rows if r["metric"] == "test_accuracy"]
+    if eff:
+        lines.append(f"## Data efficiency (test accuracy on {eff[0]['eval_images']} test images; "
+                     f"mean ± std over seeds; {args.eff_steps} SGD steps per run)\n")
+        h, body = efficiency_table(eff)
+        lines += ["```", table(h, body), "```\n"]
+        plot_efficiency(eff, out / "efficiency.png", title="CIFAR-10, fastnet")
+    secs = [r for r in rows if r["metric"] == "seconds"]
+    if secs:
+        lines += ["## Seconds\n", "```", table(["label", "stage", "seconds"],
+                                               [[r["label"], r["stage"], round(r["value"])] for r in secs]), "```\n"]
+    text = "\n".join(lines)
+    tmp = out / ".report.md.tmp"
+    tmp.write_text(text)
+    tmp.replace(out / "report.md")
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="/tmp/labelrep-robust")
+    p.add_argument("--data-dir", default=DATA_DIR)
+    p.add_argument("--labels", nargs="+", default=["categorical", "speech", "composite", "random", "constant"])
+    p.add_argument("--label-options", default="{}", help='JSON: {"speech": {"voice": "paper", ...}}')
+    p.add_argument("--stages", nargs="+", default=["robustness", "efficiency"])
+    p.add_argument("--model", default="fastnet")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--robust-fraction", type=float, default=0.1)
+    p.add_argument("--robust-steps", type=int, default=300)
+    p.add_argument("--attack-images", type=int, default=1000)
+    p.add_argument("--attacks", nargs="+", default=["fgsm", "bim", "pgd"])
+    p.add_argument("--eps", nargs="+", type=float, default=[1, 2, 4, 8])
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.02, 0.04, 0.08])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--eff-steps", type=int, default=100)
+    p.add_argument("--eval-images", type=int, default=2000)
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_file = out / "rows.jsonl"
+    if not args.report_only:
+        for stage in args.stages:
+            for label in args.labels:
+                (robustness_stage if stage == "robustness" else efficiency_stage)(args, label, rows_file)
+    print(report(args, rows_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
