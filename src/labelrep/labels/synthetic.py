@@ -35,12 +35,12 @@ def composite_table(num_classes: int, size: int, seed: int = 0, count: int = 10,
                     aspect: float = 0.31) -> np.ndarray:
     """Per class, the sum of ``count`` elongated 2-D Gaussians, min-max scaled to [0, 80].
 
-    The grid spans [-1, 1] on both axes. Each Gaussian has its centre uniform in [-0.5, 0.5]^2,
+    The grid spans [-0.5, 0.5] on both axes. Each Gaussian has its centre uniform in [-0.5, 0.5]^2,
     its orientation uniform in [0, pi], a standard deviation ``sigma`` along its long axis and
     ``sigma * aspect`` across it (length : width = 1 : 0.31 as in the paper).
     """
     rng = np.random.RandomState(seed)
-    axis = np.linspace(-1.0, 1.0, size)
+    axis = np.linspace(-0.5, 0.5, size)
     x, y = np.meshgrid(axis, axis)  # x varies along columns
     table = np.zeros((num_classes, size, size))
     for c in range(num_classes):
