@@ -314,6 +314,6 @@ def imagefolder(data_dir: str | Path | None = None, download: bool = False, imag
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False, **options) -> ImageData:
     """Load a registered data source by name."""
-    if data_dir is not None and not Path(data_dir).exists():
+    if data_dir is not None and not download and not Path(data_dir).exists():
         raise UserError(f"data folder {data_dir} does not exist")
     return DATASETS.create(name, data_dir=data_dir, download=download, **options)
