@@ -287,3 +287,28 @@ def test_prepare_model_centres_inputs_for_bc_plus_only():
     with torch.no_grad():  # a shift of the whole image no longer changes the output
         assert torch.allclose(model(x), model(x + 3.0), atol=1e-4)
         assert not torch.allclose(model.encoder.encoder(x), model.encoder.encoder(x + 3.0), atol=1e-4)
+
+
+# --- the side-by-side study files ----------------------------------------------------------------
+
+def test_bc_study_files_expand_to_the_five_methods():
+    from pathlib import Path
+
+    from labelrep.study.spec import load_study
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("bc-cifar10*.yaml"))
+    assert len(configs) >= 2
+    for path in configs:
+        study = load_study(path)
+        methods = {run.cell["method"] for run in study.runs}
+        assert methods == {"standard", "bc", "bc_plus", "bc_single", "mixup"}
+        assert len(study.runs) == 5 * len(study.seeds) and len(study.seeds) >= 2
+        encoders = {run.config["model"]["name"] for run in study.runs}
+        assert len(encoders) == 1  # same encoder, budget and seeds for every method
+        for run in study.runs:
+            cfg = run.config
+            space = create_label_space(cfg["label"]["name"], CLASSES, **cfg["label"]["options"])
+            mixer = create_mixer(cfg["mix"]["name"], space, **cfg["mix"]["options"])
+            assert (mixer is None) == (run.cell["method"] == "standard")
+            kl = cfg["label"]["options"].get("loss") == "kl"
+            assert kl == (run.cell["method"] in ("bc", "bc_plus", "mixup"))
