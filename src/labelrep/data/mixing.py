@@ -15,6 +15,16 @@ Between-class learning (Tokozume, Ushiku & Harada, CVPR 2018; official code mil-
   target still ``r t1 + (1 - r) t2``; the model centres test images too (``prepare_model``);
 - ``bc_single``: ``r ~ U(0.5, 1)`` and the target is the class of the larger share;
 - ``mixup`` and ``cutmix`` with ``Beta(alpha, alpha)``, for comparison (timm's batch mode).
+
+BC and BC+ are meant to train with the KL divergence to the mixed target: label option
+``loss: kl`` of the categorical spaces (same gradient as soft-target cross-entropy); regressed
+spaces train with their own loss on the mixed rows and still decode to the nearest class.
+
+Where this differs from the official code: the loader pads raw pixels with 0 before normalising
+(the official code pads normalised images, i.e. with the mean colour); BC+ centres the
+normalised image over C x H x W, while the official code removes the raw image's mean and then
+divides by per-channel statistics of centred images (a per-channel affine map apart, which the
+first conv and batch norm absorb).
 """
 from __future__ import annotations
 
