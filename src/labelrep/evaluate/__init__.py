@@ -1,7 +1,7 @@
 """Evaluation: accuracy, adversarial robustness, data efficiency, feature geometry, calibration."""
 from .accuracy import accuracy, predict_scores
 from .registry import EVALUATIONS
-from . import robustness as _robustness  # noqa: F401  (registers robustness)
+from . import calibration as _calibration, features as _features, robustness as _robustness  # noqa: F401  (register)
 
 
 def run_evaluation(name: str, run, **options) -> list[dict]:

@@ -12,7 +12,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise UserError("figures need matplotlib: pip install 'labelrep[plots]'") from None
+        raise UserError("figures need matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

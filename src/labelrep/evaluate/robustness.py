@@ -15,7 +15,7 @@ that difference in one number per eps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -102,20 +102,23 @@ def _autoattack(model, label_space, eps: float, version: str, seed: int, num_cla
 
 
 def robust_accuracy(model, label_space, normalize, images: torch.Tensor, labels: torch.Tensor, *,
-                    protocols: Iterable[str] = ("paper", "strong"), attacks: Iterable[str] = DEFAULT_ATTACKS,
+                    protocols: Iterable[str] = ("paper", "strong"),
+                    attacks: Iterable[str] | Mapping[str, Iterable[str]] = DEFAULT_ATTACKS,
                     eps: Sequence[float] | None = None, paper: Sequence[float] | None = None,
                     std: Sequence[float] | None = None, steps: int = 10, restarts: int = 1,
                     autoattack: str | None = None, batch_size: int = 250, seed: int = 0) -> list[dict]:
     """Accuracy under attack per protocol, attack, loss and eps, as tidy rows.
 
     ``images`` are uint8 ``[N, C, H, W]`` (or floats in [0, 1]); ``eps`` in 1/255 units, or
-    ``paper`` budgets in normalised units (converted per channel with ``std``).
+    ``paper`` budgets in normalised units (converted per channel with ``std``). ``attacks`` is one
+    list for every protocol or ``{protocol: list}`` (e.g. the paper's FGSM and BIM, PGD for strong).
     """
-    protocols, attacks = list(protocols), list(attacks)
+    protocols = list(protocols)
     for p in protocols:
         if p not in PROTOCOLS:
             raise UserError(f"unknown protocol {p!r}; known: {', '.join(PROTOCOLS)}")
-    for a in attacks:
+    per_protocol = {p: list(attacks[p] if isinstance(attacks, Mapping) else attacks) for p in protocols}
+    for a in (a for names in per_protocol.values() for a in names):
         ATTACKS.get(a)
     device = next(model.parameters()).device
     x01 = (images.float() / 255.0 if images.dtype == torch.uint8 else images.float()).to(device)
@@ -138,7 +141,7 @@ def robust_accuracy(model, label_space, normalize, images: torch.Tensor, labels:
                 worst = correct.clone()
                 for loss in PROTOCOLS[p]:
                     fn = objective(label_space, loss)
-                    for a in attacks:
+                    for a in per_protocol[p]:
                         options = {"loss": fn, "predict": predict}
                         if a in ("bim", "pgd"):
                             options["steps"] = steps
@@ -170,7 +173,8 @@ def evaluation_images(n_total: int, max_images: int | None, seed: int = 0) -> np
 
 
 @EVALUATIONS.register("robustness", "accuracy under FGSM/BIM/PGD per eps, paper and strong protocols")
-def robustness(run, protocols: Sequence[str] = ("paper", "strong"), attacks: Sequence[str] = DEFAULT_ATTACKS,
+def robustness(run, protocols: Sequence[str] = ("paper", "strong"),
+               attacks: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_ATTACKS,
                eps: Sequence[float] | None = None, paper_eps: Sequence[float] | None = None,
                max_images: int | None = 1000, steps: int = 10, restarts: int = 1, autoattack: str | None = None,
                batch_size: int = 250, seed: int = 0) -> list[dict]:
@@ -184,7 +188,7 @@ def robustness(run, protocols: Sequence[str] = ("paper", "strong"), attacks: Seq
     test = parts.data.test
     idx = evaluation_images(len(test), max_images)
     std = parts.data.mean_std()[1].tolist() if paper_eps is not None else None
-    return robust_accuracy(run.model, run.label_space, parts.normalize, torch.as_tensor(test.images[idx]),
+    return robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[idx]),
                            torch.as_tensor(test.labels[idx]), protocols=protocols, attacks=attacks, eps=eps,
                            paper=paper_eps, std=std, steps=steps, restarts=restarts, autoattack=autoattack,
                            batch_size=batch_size, seed=seed)
