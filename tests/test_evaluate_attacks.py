@@ -144,3 +144,43 @@ def test_matches_torchattacks_on_a_categorical_model():
     theirs = torchattacks.BIM(model, eps=eps, alpha=eps / 4, steps=4)(x, y)
     assert torch.allclose(ours, theirs, atol=1e-6)
     model.eval()
+
+
+def test_margin_attacks_where_cross_entropy_on_minus_distances_saturates():
+    """Minus-distances to far-apart labels make softmax(scores) one-hot in float32, so the CE gradient is
+    exactly zero and a CE attack cannot move; the margin loss still has a gradient. This is the gradient
+    masking the strong protocol's margin loss exists for."""
+    from labelrep.data.loader import Normalize
+    from labelrep.labels.regression import RegressionLabelSpace
+
+    space = RegressionLabelSpace(list("abc"), 1000 * torch.eye(3))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(100 * torch.randn(3, 48))
+        model[1].bias.zero_()
+    x = torch.rand(256, 3, 4, 4)
+    with torch.no_grad():
+        top2 = space.scores(model(x)).topk(2, 1)
+    keep = top2.values[:, 0] - top2.values[:, 1] > 150  # exp(-150) is 0 in float32
+    x, y = x[keep], top2.indices[keep, 0]  # every image correct by construction
+    assert len(x) > 50
+    rows = robust_accuracy(model, space, Normalize([0.0] * 3, [1.0] * 3), x, y, protocols=["strong"],
+                           attacks=["fgsm"], eps=[64])
+    acc = {r["loss"]: r["value"] for r in rows}
+    assert acc["none"] == 1.0
+    assert acc["ce"] == 1.0  # not a single image moved: zero gradient
+    assert acc["margin"] < 0.5
+    assert acc["any"] == acc["margin"]
+
+
+def test_autoattack_wrapper_treats_scores_as_logits():
+    pytest.importorskip("torchattacks")
+    parts = digits_result().parts
+    test = parts.data.test
+    rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[:48]),
+                           torch.as_tensor(test.labels[:48]), protocols=["strong"], attacks=["fgsm"], eps=[24],
+                           autoattack="apgd")
+    acc = {r["attack"]: r["value"] for r in rows}
+    assert acc["autoattack-apgd"] < acc["none"] - 0.1
+    assert acc["worst"] <= min(acc["autoattack-apgd"], acc["fgsm"])
