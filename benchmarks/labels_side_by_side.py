@@ -1,0 +1,115 @@
+"""Side-by-side run of the label spaces of "Beyond Categorical Label Representations" on CIFAR-10.
+
+Same encoder, seed, subset and budget for every label space; one run folder per label space
+under --out (a finished run is skipped, so the script resumes). Prints one row per run.
+
+The CPU budget of this project is small, so by default the test split is cut to
+``--test-per-class`` images a class (the first ones in CIFAR-10's order), through an image folder
+of symbolic links built in --work; the training images are the full CIFAR-10 training set, of
+which ``--fraction`` is used (class-balanced, as ``labelrep train --fraction``).
+
+    OMP_NUM_THREADS=1 python benchmarks/labels_side_by_side.py --data-dir /root/data/cifar10 \
+        --epochs 15 --out /tmp/labels-e15
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ALL = ["categorical", "speech", "shuffled", "composite", "random", "constant", "lowdim", "bert", "glove"]
+
+
+def subset_folder(data_dir: Path, work: Path, test_per_class: int) -> Path:
+    """An image folder: train -> the full training folder, test -> the first N test images a class."""
+    root = work / f"cifar10-test{test_per_class}"
+    if (root / "test_order.txt").is_file():
+        return root
+    (root / "test").mkdir(parents=True, exist_ok=True)
+    if not (root / "train").exists():
+        (root / "train").symlink_to((data_dir / "train").resolve(), target_is_directory=True)
+        os.symlink((data_dir / "train_order.txt").resolve(), root / "train_order.txt")
+    counts: dict[str, int] = {}
+    keep = []
+    for line in (data_dir / "test_order.txt").read_text().split():
+        cls = Path(line).parent.name
+        if counts.get(cls, 0) < test_per_class:
+            counts[cls] = counts.get(cls, 0) + 1
+            keep.append(line)
+            dest = root / line
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                dest.symlink_to((data_dir / line).resolve())
+    (root / "test_order.txt.tmp").write_text("\n".join(keep) + "\n")
+    os.replace(root / "test_order.txt.tmp", root / "test_order.txt")
+    return root
+
+
+def label_options(name: str, speech_dir: str) -> dict:
+    if name in ("speech", "shuffled"):
+        return {"voice": "paper", "speech_dir": speech_dir}
+    return {}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", default="/root/data/cifar10", help="CIFAR-10 image folder (train/, test/, *_order.txt)")
+    p.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "paper-speech"))
+    p.add_argument("--labels", default=",".join(ALL), help="comma-separated label spaces")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--fraction", type=float, default=0.1)
+    p.add_argument("--model", default="fastnet")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-size", type=int, default=0, help="validation hold-out (0: none)")
+    p.add_argument("--test-per-class", type=int, default=100, help="0: the full test set")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    p.add_argument("--label-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="label option for every run, e.g. scale=0.0125")
+    p.add_argument("--tag", default="", help="suffix of the run folder names")
+    p.add_argument("--work", default="/tmp/labelrep-bench")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+
+    from labelrep import config as config_mod
+    from labelrep.labels.regression import threshold_accuracy
+    from labelrep.train import train
+    from labelrep.train.checkpoint import atomic_write_json
+
+    data_dir = Path(args.data_dir)
+    if args.test_per_class:
+        data_dir = subset_folder(data_dir, Path(args.work), args.test_per_class)
+    extra = config_mod.parse_overrides(args.set)
+    label_extra = config_mod.parse_overrides(args.label_set)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.labels.split(","):
+        run_dir = out / f"{name}{args.tag}"
+        if (run_dir / "summary.json").is_file():
+            summary = json.loads((run_dir / "summary.json").read_text())
+        else:
+            cfg = config_mod.resolve({
+                "data": {"dataset": "cifar10", "data_dir": str(data_dir), "fraction": args.fraction,
+                         "val_size": args.val_size},
+                "label": {"name": name, "options": {**label_options(name, args.speech_dir), **label_extra}},
+                "model": {"name": args.model},
+                "train": {"epochs": args.epochs, "seed": args.seed, "checkpoint": False},
+            }, extra)
+            result = train(cfg, out=run_dir, resume=True)
+            summary = result.summary
+            if hasattr(result.parts.label_space, "threshold"):
+                parts = result.parts
+                summary["threshold_accuracy"] = threshold_accuracy(parts.model, parts.label_space,
+                                                                   parts.loader(parts.data.test))
+            atomic_write_json(run_dir / "summary.json", summary)
+        row = {"label": name + args.tag, "epochs": summary["epochs"], "train_images": summary["train_images"],
+               "test_images": summary["test_images"], "test_accuracy": round(summary["test_accuracy"], 4),
+               "threshold_accuracy": round(summary.get("threshold_accuracy", float("nan")), 4),
+               "train_seconds": round(summary["train_seconds"], 1)}
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
