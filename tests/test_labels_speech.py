@@ -122,3 +122,32 @@ def test_paper_voice_reads_the_authors_recordings(shared_data, tmp_path):
     np.testing.assert_allclose(space.table[3].numpy(), mel_label(*load_audio(files[3]), 64), atol=1e-5)
     with pytest.raises(UserError, match="CIFAR-10 and CIFAR-100"):
         create_label_space("speech", ["0", "1"], context={"dataset": "digits"}, voice="paper", speech_dir=str(folder))
+
+
+def test_paper_recordings_download_with_checksums_from_a_local_server(shared_data, tmp_path, monkeypatch):
+    """The pooch download code, served from this machine: right files pass, a changed file is refused."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    from labelrep.labels import speech
+
+    site = tmp_path / "site" / "labels" / "cifar10_wav"
+    site.mkdir(parents=True)
+    for cls, (name, _) in PAPER_CIFAR10_FILES.items():
+        shutil.copy(shared_data / "paper-speech" / "cifar10" / f"{cls}.wav", site / name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(speech, "PAPER_REPO", f"http://127.0.0.1:{server.server_address[1]}")
+        got = speech.fetch_paper_speech("cifar10", tmp_path / "dl")
+        assert sorted(p.name for p in got.iterdir()) == sorted(f"{c}.wav" for c in CIFAR10)
+        assert file_sha256(got / "cat.wav") == PAPER_CIFAR10_FILES["cat"][1]
+        (site / PAPER_CIFAR10_FILES["dog"][0]).write_bytes(b"RIFF not the authors' dog")
+        with pytest.raises(UserError, match="checksum"):
+            speech.fetch_paper_speech("cifar10", tmp_path / "dl2")
+    finally:
+        server.shutdown()
