@@ -54,3 +54,13 @@ def test_mistakes_are_one_sentence_and_status_2(run_dir, tmp_path, argv, capsys)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("labelrep: error:") and "Traceback" not in err
+
+
+def test_efficiency_command(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["efficiency", "--labels", "categorical", "--dataset", "digits", "--device", "cpu",
+                 "--fractions", "0.05", "0.2", "--seeds", "0", "--steps", "10", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "5 %" in printed and "20 %" in printed
+    rows = json.loads((out / "efficiency.json").read_text())
+    assert sorted(r["fraction"] for r in rows) == [0.05, 0.2] and (out / "efficiency.png").is_file()
