@@ -341,6 +341,8 @@ class Figures:
                         and all(r.get(f) == v for f, v in zip(self.facets, values))]
                 self._lines(ax, mine, "epoch")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                if "loss" in metric and all(r["value"] > 0 for r in rows if r["metric"] == metric):
+                    ax.set_yscale("log")  # cross-entropy and Huber losses differ by orders of magnitude
                 if i == len(metrics) - 1:
                     ax.set_xlabel("epoch")
                 if j == 0:
@@ -398,7 +400,9 @@ class Figures:
             if not numeric:
                 continue
             x_key = next((k for k in X_KEYS if k in numeric), numeric[0])
-            labels = sorted({k for r in rows for k in r} - base - set(numeric) - {"images"})
+            labels = sorted({k for r in rows for k in r} - base - set(numeric) - {"images"},
+                            key=lambda k: (k not in ("protocol", "attack", "loss"), ("protocol", "attack", "loss").index(k)
+                                           if k in ("protocol", "attack", "loss") else 0, k))
             # A baseline row (attack "none" at eps 0) belongs at the start of every attack's curve.
             baseline = [r for r in rows if r.get("attack") == "none"]
             curves = [r for r in rows if r.get("attack") != "none"]
@@ -412,11 +416,12 @@ class Figures:
                              and b["metric"] == key[0]]
             # Keep one of several identical curves (e.g. "worst" over a single attack).
             unique: dict[str, tuple] = {}
-            for key, mine in sorted(groups.items(), key=lambda kv: ("worst" not in kv[0], kv[0])):
+            for key, mine in groups.items():
                 sig = json.dumps(sorted((r["run"], r[x_key], r["value"]) for r in mine))
                 unique.setdefault(sig, (key, mine))
             panels = list(unique.values())
-            combos = self._facet_values(self.facets) if self.facets else [()]
+            combos = [c for c in self._facet_values(self.facets)
+                      if any(all(r.get(f) == v for f, v in zip(self.facets, c)) for r in rows)]
             total = len(panels) * len(combos)
             if total > MAX_PANELS:
                 combos = combos[:max(1, MAX_PANELS // len(panels))]
@@ -431,13 +436,15 @@ class Figures:
                     self._lines(ax, sub, x_key)
                     ax.set_xlabel(nice(x_key))
                     ax.set_ylabel(nice(key[0]))
-                    parts = [f"{lab} {v}" for lab, v in zip(labels, key[1:]) if v not in ("", "any", "none")]
-                    if self.facets:
-                        parts.append(self._facet_title(self.facets, values))
-                    ax.set_title(", ".join(parts), fontsize=9)
+                    title = " · ".join(v for v in key[1:] if v not in ("", "any", "none"))
+                    if len(combos) > 1:
+                        title += "\n" + self._facet_title(self.facets, values)
+                    ax.set_title(title, fontsize=9)
             title = "Robustness" if x_key == "eps" else f"{name}: {nice(key[0])} against {x_key}"
+            only = [f"{nice(f)} = {v}" for f, v in zip(self.facets, combos[0])] if len(combos) == 1 else []
             caption = (f"Evaluation '{name}': {nice(key[0])} against {nice(x_key)}, mean over seeds with a 95 % band"
-                       + (f"; panels by {', '.join(labels)}" if labels else "")
+                       + (f"; panel titles give {' · '.join(labels)}" if labels else "")
+                       + (f"; runs with {', '.join(only)}" if only else "")
                        + (f" (showing {total if total <= MAX_PANELS else len(panels) * len(combos)} of {total} panels)"
                           if total > MAX_PANELS else "") + ".")
             out.append(self._finish(fig, axes, title, f"eval-{name}.png", caption))

@@ -112,12 +112,13 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
         except Exception as err:  # noqa: BLE001  (a failed run is recorded; the study goes on)
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
             message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            return _write_status(run_dir, status=FAILED, attempts=attempts,
+            return _write_status(run_dir, status=FAILED, attempts=attempts, pid=os.getpid(),
                                  error=f"{type(err).__name__}: {message}" if message else type(err).__name__,
                                  seconds=time.perf_counter() - started)
         with contextlib.suppress(FileNotFoundError):
             (run_dir / "error.txt").unlink()
-        return _write_status(run_dir, status=DONE, attempts=attempts, seconds=time.perf_counter() - started)
+        return _write_status(run_dir, status=DONE, attempts=attempts, pid=os.getpid(),
+                             seconds=time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------- parallel workers
@@ -160,7 +161,7 @@ def _gpus(jobs: int) -> list[int | None]:
     return [i % count for i in range(jobs)] if count > 1 else [None] * jobs
 
 
-def _run_parallel(todo: list[RunSpec], study_dir: Path, evaluations: list[Evaluation], jobs: int,
+def _run_parallel(todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
                   event: Callable) -> dict[str, dict]:
     import multiprocessing
 
@@ -168,7 +169,7 @@ def _run_parallel(todo: list[RunSpec], study_dir: Path, evaluations: list[Evalua
     tasks, results = ctx.Queue(), ctx.Queue()
     by_id = {spec.id: spec for spec in todo}
     for spec in todo:
-        tasks.put((spec.id, str(run_folder(study_dir, spec)), spec.config, evaluations))
+        tasks.put((spec.id, str(run_folder(study_dir, spec)), spec.config, study.evaluations_for(spec)))
     jobs = min(jobs, len(todo))
     for _ in range(jobs):
         tasks.put(None)
@@ -235,7 +236,8 @@ def write_plan(study: Study, study_dir: Path) -> None:
     atomic_write_json(study_dir / PLAN_FILE, {
         "name": study.name, "description": study.description,
         "axes": [{"name": a.name, "values": a.values} for a in study.axes], "seeds": study.seeds,
-        "evaluations": [{"name": e.name, "options": e.options, "key": e.key} for e in study.evaluations],
+        "evaluations": [{"name": e.name, "options": e.options, "key": e.key, "where": e.where}
+                        for e in study.evaluations],
         "runs": [{"id": r.id, "cell": r.cell, "folder": f"runs/{r.id}"} for r in study.runs],
     })
 
@@ -263,7 +265,7 @@ def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: 
                 if status.get("status") == FAILED and not retry_failed:
                     statuses[spec.id] = status
                     event("skip", spec, status)
-                elif not needs_work(folder, study.evaluations):
+                elif not needs_work(folder, study.evaluations_for(spec)):
                     statuses[spec.id] = status
                     event("skip", spec, status)
                 else:
@@ -273,10 +275,10 @@ def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: 
                     event("start", spec, None)
                     hooks = hooks_factory(spec) if hooks_factory else None
                     statuses[spec.id] = execute_run(run_folder(study_dir, spec), spec.config,
-                                                    study.evaluations, hooks=hooks)
+                                                    study.evaluations_for(spec), hooks=hooks)
                     event("end", spec, statuses[spec.id])
             elif todo:
-                statuses.update(_run_parallel(todo, study_dir, study.evaluations, jobs, event))
+                statuses.update(_run_parallel(todo, study_dir, study, jobs, event))
     except BlockingIOError:
         raise UserError(f"another labelrep study is running in {study_dir}; wait for it or use another --out") from None
     return StudyOutcome(study_dir, {spec.id: statuses[spec.id] for spec in study.runs})

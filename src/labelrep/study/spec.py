@@ -15,7 +15,10 @@ exclude:                         # optional: cells to leave out (axis -> value o
   - {label: smoothed, data.fraction: 0.1}
 evaluations:                     # by registry name (labelrep.evaluate.EVALUATIONS), optionally with options
   - accuracy
-  - fgsm: {eps: [0, 2, 4]}
+  - robustness: {attacks: [fgsm], protocols: [paper]}
+  - name: robustness             # the long form can limit an evaluation to some cells
+    options: {attacks: [pgd]}
+    where: {data.fraction: 1.0}
 ```
 
 The grid is the product of the axes (in file order) times the seeds. A run's identity is a hash of
@@ -45,6 +48,10 @@ NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 class Evaluation:
     name: str
     options: dict = field(default_factory=dict)
+    where: dict = field(default_factory=dict)  # axis -> allowed values; empty: every run
+
+    def applies(self, cell: dict) -> bool:
+        return all(cell.get(axis) in values for axis, values in self.where.items())
 
     @property
     def key(self) -> str:
@@ -85,6 +92,9 @@ class Study:
     @property
     def axis_names(self) -> list[str]:
         return [a.name for a in self.axes] + ["seed"]
+
+    def evaluations_for(self, run: RunSpec) -> list[Evaluation]:
+        return [e for e in self.evaluations if e.applies(run.cell)]
 
 
 def run_id(config: dict) -> str:
@@ -194,7 +204,7 @@ def _parse_seeds(raw: Any) -> list[int]:
     raise UserError(f"'seeds' must be a count or a non-empty list of integers, got {raw!r}")
 
 
-def _parse_evaluations(raw: Any) -> list[Evaluation]:
+def _parse_evaluations(raw: Any, axes: list[Axis]) -> list[Evaluation]:
     from ..evaluate import EVALUATIONS
 
     if raw is None:
@@ -206,10 +216,14 @@ def _parse_evaluations(raw: Any) -> list[Evaluation]:
         if isinstance(item, str):
             ev = Evaluation(item)
         elif isinstance(item, dict) and "name" in item:
-            extra = set(item) - {"name", "options"}
+            extra = set(item) - {"name", "options", "where"}
             if extra:
-                raise UserError(f"evaluation {item['name']!r} has unknown keys {sorted(extra)}; use name and options")
-            ev = Evaluation(str(item["name"]), dict(item.get("options") or {}))
+                raise UserError(f"evaluation {item['name']!r} has unknown keys {sorted(extra)}; "
+                                "use name, options and where")
+            if not isinstance(item.get("options") or {}, dict):
+                raise UserError(f"options of evaluation {item['name']!r} must be a mapping")
+            ev = Evaluation(str(item["name"]), dict(item.get("options") or {}),
+                            _parse_where(item.get("where"), axes, f"'where' of evaluation {item['name']!r}"))
         elif isinstance(item, dict) and len(item) == 1:
             (name, options), = item.items()
             if options is not None and not isinstance(options, dict):
@@ -226,33 +240,39 @@ def _parse_evaluations(raw: Any) -> list[Evaluation]:
             accepted = [p for p in inspect.signature(factory).parameters if p not in ("run", "args", "kwargs")]
             raise UserError(f"evaluation {ev.name!r} got options {sorted(ev.options)}; it accepts: "
                             f"{', '.join(accepted) or 'no options'}") from None
-        if any(e.key == ev.key for e in out):
+        if any(e.key == ev.key and e.where == ev.where for e in out):
             raise UserError(f"evaluation {ev.name!r} is listed twice with the same options")
         out.append(ev)
     return out
 
 
+def _parse_where(raw: Any, axes: list[Axis], what: str) -> dict:
+    """``{axis: value or [values]}`` -> ``{axis: [value labels]}``, checked against the axes."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise UserError(f"{what} must be a mapping: axis name -> value (or list of values)")
+    names = {a.name: a for a in axes}
+    checked = {}
+    for axis, value in raw.items():
+        if axis not in names:
+            raise UserError(f"{what} names axis {axis!r}, which the study does not have; "
+                            f"axes: {', '.join(names) or 'none'}")
+        values = value if isinstance(value, list) else [value]
+        known = names[axis].values
+        for v in values:
+            if _label(v) not in known:
+                raise UserError(f"{what} gives {axis}={v!r}, not a value of that axis ({known})")
+        checked[axis] = [_label(v) for v in values]
+    return checked
+
+
 def _parse_exclude(raw: Any, axes: list[Axis]) -> list[dict]:
     if raw is None:
         return []
-    if not isinstance(raw, list) or not all(isinstance(r, dict) and r for r in raw):
+    if not isinstance(raw, list):
         raise UserError("'exclude' must be a list of mappings: axis name -> value (or list of values)")
-    names = {a.name: a for a in axes}
-    rules = []
-    for rule in raw:
-        checked = {}
-        for axis, value in rule.items():
-            if axis not in names:
-                raise UserError(f"exclude names axis {axis!r}, which the study does not have; "
-                                f"axes: {', '.join(names) or 'none'}")
-            values = value if isinstance(value, list) else [value]
-            known = names[axis].values
-            for v in values:
-                if _label(v) not in known:
-                    raise UserError(f"exclude gives {axis}={v!r}, not a value of that axis ({known})")
-            checked[axis] = [_label(v) for v in values]
-        rules.append(checked)
-    return rules
+    return [_parse_where(rule, axes, "an 'exclude' entry") for rule in raw]
 
 
 def parse_study(data: dict, default_name: str = "study") -> Study:
@@ -273,7 +293,7 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
         raise UserError("'base' sets train.seed; list the seeds under 'seeds' instead")
     if base.get("train", {}).get("checkpoint") is False:
         raise UserError("'base' turns train.checkpoint off; a study needs checkpoints to resume cut-off runs")
-    evaluations = _parse_evaluations(data.get("evaluations"))
+    evaluations = _parse_evaluations(data.get("evaluations"), axes)
     exclude = _parse_exclude(data.get("exclude"), axes)
 
     runs: list[RunSpec] = []
