@@ -86,5 +86,11 @@ def test_mistakes_are_one_clear_user_error(change, message):
 def test_ready_studies_parse(name):
     s = load_study(CONFIGS / f"{name}.yaml")
     assert s.name == name and s.runs and s.evaluations
+    from labelrep.data.sources import DATASETS
+    from labelrep.labels import LABEL_SPACES
+    from labelrep.models import ENCODERS
+
     labels = {r.config["label"]["name"] for r in s.runs}
-    assert {"categorical"} <= labels
+    assert "categorical" in labels and labels <= set(LABEL_SPACES.names())
+    assert {r.config["model"]["name"] for r in s.runs} <= set(ENCODERS.names())
+    assert {r.config["data"]["dataset"] for r in s.runs} <= set(DATASETS.names())

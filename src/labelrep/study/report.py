@@ -269,11 +269,11 @@ class Figures:
                 seen.append(v)
         return seen
 
-    def _panels(self, n: int, width: float = 3.6, height: float = 2.7):
+    def _panels(self, n: int, width: float = 3.1, height: float = 2.5, sharey: bool = False):
         cols = min(n, 4)
         rows = math.ceil(n / cols)
         fig, axes = self.plt.subplots(rows, cols, figsize=(width * cols + 0.6, height * rows + 0.9),
-                                      squeeze=False, layout="constrained")
+                                      squeeze=False, layout="constrained", sharey=sharey)
         flat = [ax for row in axes for ax in row]
         for ax in flat[n:]:
             ax.set_visible(False)
@@ -298,11 +298,13 @@ class Figures:
                 if all(0.0 <= y <= 1.0 for y in ys) and "accuracy" in str(rows[0].get("metric", "")):
                     lo, hi = [max(v, 0.0) for v in lo], [min(v, 1.0) for v in hi]  # accuracies live in [0, 1]
                 ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
-        if log_x and all(x > 0 for pts in groups.values() for x in pts):
+        xs = sorted({x for pts in groups.values() for x in pts})
+        if log_x and all(x > 0 for x in xs):
             ax.set_xscale("log")
-            xs = sorted({x for pts in groups.values() for x in pts})
             ax.set_xticks(xs, [f"{x:g}" for x in xs])
             ax.minorticks_off()
+        elif 1 < len(xs) <= 8 and x_key != "epoch":
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])  # the values that were measured
 
     def _finish(self, fig, axes, title: str, name: str, caption: str):
         handles, labels = [], []
@@ -426,7 +428,8 @@ class Figures:
             if total > MAX_PANELS:
                 combos = combos[:max(1, MAX_PANELS // len(panels))]
                 panels = panels[:MAX_PANELS // len(combos)]
-            fig, axes = self._panels(len(panels) * len(combos))
+            same_metric = len({key[0] for key, _ in panels}) == 1
+            fig, axes = self._panels(len(panels) * len(combos), sharey=same_metric)
             i = 0
             for values in combos:
                 for key, mine in panels:
@@ -435,7 +438,8 @@ class Figures:
                     sub = [r for r in mine if all(r.get(f) == v for f, v in zip(self.facets, values))]
                     self._lines(ax, sub, x_key)
                     ax.set_xlabel(nice(x_key))
-                    ax.set_ylabel(nice(key[0]))
+                    if (i - 1) % 4 == 0 or not same_metric:
+                        ax.set_ylabel(nice(key[0]))
                     title = " · ".join(v for v in key[1:] if v not in ("", "any", "none"))
                     if len(combos) > 1:
                         title += "\n" + self._facet_title(self.facets, values)
@@ -580,6 +584,7 @@ figcaption{color:#5a6372;font-size:13px;margin-top:6px}
 code{background:#eef0f3;padding:1px 5px;border-radius:4px;font-size:12.5px}
 .scroll{overflow-x:auto}
 .muted{color:#5a6372;font-size:13px}
+summary{cursor:pointer;color:#30394a;font-size:14px;margin:6px 0}
 """
 
 
@@ -598,15 +603,11 @@ def _html_table(headers, rows, numeric_from: int, best: list[int | None] | None 
 
 
 def _best_rows(table: SummaryTable, n_axes: int) -> list[int | None]:
-    """Per column, the row with the highest mean (accuracies; losses the lowest)."""
+    """Per accuracy column, the row with the highest mean (losses of different label spaces do not compare)."""
     best = []
     for j, key in enumerate(table.keys):
         means = [(line[n_axes + j][0], i) for i, line in enumerate(table.cells) if line[n_axes + j] is not None]
-        if len(means) < 2:
-            best.append(None)
-            continue
-        pick = min if "loss" in key[1] or "error" in key[1] else max
-        best.append(pick(means)[1])
+        best.append(max(means)[1] if len(means) > 1 and "accuracy" in key[1] else None)
     return best
 
 
@@ -617,8 +618,8 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
     seeds = sorted({r["cell"].get("seed") for r in data.runs if r["cell"].get("seed") is not None})
     text_rows = [[*line[:n_axes], *(format_stat(s) for s in line[n_axes:])] for line in table.cells]
     ci_note = (f"Mean ± 95 % confidence interval (Student t) over {len(seeds)} seeds; "
-               "the bold number is the best of its column." if len(seeds) > 1 else
-               "One seed per cell, so no confidence interval; the bold number is the best of its column.")
+               "the best accuracy of each column is bold." if len(seeds) > 1 else
+               "One seed per cell, so no confidence interval; the best accuracy of each column is bold.")
     grid = "; ".join(f"{a['name']}: {', '.join(map(str, a['values']))}" for a in data.axes) or "a single run"
     evals = ", ".join(e["name"] for e in data.evaluations) or "none (training numbers only)"
 
@@ -655,13 +656,15 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
                                r["error"] or ""] for r in failed], 99))
         h.append("<p class='muted'>The traceback is in <code>runs/&lt;run&gt;/error.txt</code>; "
                  "<code>labelrep study FILE --retry-failed</code> runs them again.</p>")
-    h.append("<h2>Runs</h2>")
+    h.append(f"<h2>Runs</h2><details><summary>{len(data.runs)} runs: cell, status, size and time of each "
+             "(click to open)</summary>")
     run_rows = [[r["id"], *(r["cell"].get(a) for a in data.axis_names), r["cell"].get("seed"), r["status"],
                  r["epochs"] if r["epochs"] is not None else "-",
                  r["train_images"] if r["train_images"] is not None else "-",
                  f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"] for r in data.runs]
     h.append(_html_table(["run", *data.axis_names, "seed", "status", "epochs", "train images", "seconds"],
                          run_rows, n_axes + 4))
+    h.append("</details>")
     h.append(f"<p class='muted'>Files beside this page: {', '.join(f'<code>{f}</code>' for f in files)}; "
              "each run's folder is <code>runs/&lt;run&gt;</code> (its id is a hash of its resolved config). "
              "Rebuild this page with <code>labelrep report &lt;folder&gt;</code>.</p>")
@@ -673,7 +676,7 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
     md += [f"{len(data.runs)} runs: {counts['done']} done, {counts['failed']} failed, "
            f"{counts['running'] + counts['pending']} not finished. Grid: {grid}. Evaluations: {evals}.", ""]
     if table.cells:
-        md += [ci_note.replace("; the bold number is the best of its column", "").rstrip(".") + ".", ""]
+        md += [ci_note.replace("; the best accuracy of each column is bold", "").rstrip(".") + ".", ""]
         md.append("| " + " | ".join(table.headers) + " |")
         md.append("|" + "|".join("---" if j < n_axes else "---:" for j in range(len(table.headers))) + "|")
         md += ["| " + " | ".join(map(str, row)) + " |" for row in text_rows]
