@@ -6,7 +6,9 @@ For each label space, trained the same way (fastnet, SGD, same steps):
    and PGD at several eps (1/255 units) on a fixed set of test images, under the paper protocol
    (training-loss gradient, only correct images attacked) and the strong one (CE and margin on
    scores); the worst case per protocol and the paper-minus-strong gap (gradient masking);
-2. data efficiency: runs at 1/2/4/8 % of the training set, several seeds, the same number of
+2. geometry: silhouette and k-NN accuracy of the encoder's features of fixed test images at
+   10/30/50/70/100 % of that run's training (t-SNE rows), and its calibration (ECE, fitted T);
+3. data efficiency: runs at 1/2/4/8 % of the training set, several seeds, the same number of
    optimiser steps; test accuracy on a fixed set of test images.
 
 The training loop measures test accuracy after every epoch on the whole test split; to keep this
@@ -34,6 +36,7 @@ from labelrep.cli.common import table
 from labelrep.data.sources import DATASETS, ImageData, load_dataset
 from labelrep.evaluate.accuracy import accuracy
 from labelrep.evaluate.efficiency import efficiency_table, plot_efficiency, run_sweep
+from labelrep.evaluate.features import FeatureSnapshots, load_snapshots, plot_tsne
 from labelrep.evaluate.robustness import (curve_table, evaluation_images, masking_gaps, plot_curves,
                                           robust_accuracy)
 
@@ -84,25 +87,50 @@ def log(*msg) -> None:
     print(time.strftime("%H:%M:%S"), *msg, file=sys.stderr, flush=True)
 
 
-def robustness_stage(args, label: str, rows_file: Path) -> None:
+def robust_config(args, label: str) -> dict:
     from labelrep import config as config_mod
     from labelrep.evaluate.efficiency import epochs_for_steps, train_size
+
+    cfg = config_mod.resolve(base_config(args), {"label": {"name": label, "options": label_options(args, label)},
+                                                  "data": {"fraction": args.robust_fraction},
+                                                  "train": {"seed": 0}})
+    cfg["train"]["epochs"] = epochs_for_steps(train_size(cfg), cfg["optim"]["batch_size"], args.robust_steps)
+    return cfg
+
+
+def snapshot_file(args, label: str, train_if_missing: bool) -> Path | None:
+    """The robustness run's feature snapshots; a run trained before snapshots existed is retrained with
+    them into snap-LABEL (CPU training repeats exactly and the hooks do not change it: same model)."""
+    from labelrep.train import train
+
+    runs = Path(args.out) / "runs"
+    for folder in (runs / f"robust-{label}", runs / f"snap-{label}"):
+        if (folder / "features.npz").is_file():
+            return folder / "features.npz"
+    if not train_if_missing:
+        return None
+    folder = runs / f"snap-{label}"
+    snaps = FeatureSnapshots(images=args.feature_images, out=folder, split=eval_split(args.data_dir, args.eval_images))
+    train(robust_config(args, label), out=folder, resume=True, hooks=snaps)
+    return folder / "features.npz"
+
+
+def robustness_stage(args, label: str, rows_file: Path) -> None:
     from labelrep.run import load_run
     from labelrep.train import train
 
     key = f"robustness/{label}"
     if key in done_keys(rows_file):
         return
-    cfg = config_mod.resolve(base_config(args), {"label": {"name": label, "options": label_options(args, label)},
-                                                  "data": {"fraction": args.robust_fraction},
-                                                  "train": {"seed": 0}})
-    cfg["train"]["epochs"] = epochs_for_steps(train_size(cfg), cfg["optim"]["batch_size"], args.robust_steps)
+    cfg = robust_config(args, label)
     folder = Path(args.out) / "runs" / f"robust-{label}"
     t0 = time.perf_counter()
     if (folder / "summary.json").is_file():
         parts = load_run(folder).parts
-    else:
-        parts = train(cfg, out=folder, resume=True).parts
+    else:  # features of fixed test images at 10/30/50/70/100 % of training, for the geometry stage
+        snaps = FeatureSnapshots(images=args.feature_images, out=folder,
+                                 split=eval_split(args.data_dir, args.eval_images))
+        parts = train(cfg, out=folder, resume=True, hooks=snaps).parts
     train_s = time.perf_counter() - t0
     test = eval_split(args.data_dir, args.attack_images)
     t0 = time.perf_counter()
@@ -118,6 +146,33 @@ def robustness_stage(args, label: str, rows_file: Path) -> None:
     append_rows(rows_file, key, rows)
     clean = [r["value"] for r in rows if r.get("attack") == "none"][0]
     log(f"robustness {label}: clean {clean:.3f}, train {train_s:.0f} s, attacks {attack_s:.0f} s")
+
+
+def geometry_stage(args, label: str, rows_file: Path) -> None:
+    """Feature geometry per training fraction and calibration of the robustness run (which must exist)."""
+    from labelrep.evaluate.accuracy import predict_scores
+    from labelrep.evaluate.calibration import calibration
+    from labelrep.evaluate.features import geometry_rows, load_snapshots
+    from labelrep.run import load_run
+
+    key = f"geometry/{label}"
+    folder = Path(args.out) / "runs" / f"robust-{label}"
+    if key in done_keys(rows_file) or not (folder / "summary.json").is_file():
+        return
+    rows = []
+    snaps, labels = load_snapshots(snapshot_file(args, label, train_if_missing=True))
+    rows += geometry_rows(snaps, labels)
+    parts = load_run(folder).parts
+    test = eval_split(args.data_dir, args.eval_images)
+    scores = predict_scores(parts.model, parts.label_space, parts.loader(test)).cpu()
+    y = torch.as_tensor(test.labels)
+    half = len(y) // 2  # the eval images are a seeded random choice: fit T on one half, measure on the other
+    cal, _ = calibration(scores[:half], y[:half], scores[half:], y[half:])
+    rows += cal
+    for r in rows:
+        r["label"] = label
+    append_rows(rows_file, key, rows)
+    log(f"geometry {label}: {len(rows)} rows")
 
 
 def efficiency_stage(args, label: str, rows_file: Path) -> None:
@@ -169,6 +224,36 @@ def report(args, rows_file: Path) -> str:
         h, body = efficiency_table(eff)
         lines += ["```", table(h, body), "```\n"]
         plot_efficiency(eff, out / "efficiency.png", title=f"CIFAR-10, {args.model}")
+    geo = [r for r in rows if r["metric"] in ("silhouette", "knn_accuracy")]
+    if geo:
+        lines.append(f"## Feature geometry during training ({geo[0]['images']} fixed test images; "
+                     "silhouette / 10-NN accuracy, 5-fold)\n")
+        cells = {}
+        for r in geo:
+            cells.setdefault(r["label"], {}).setdefault(r["fraction"], {})[r["metric"]] = r["value"]
+        fr = sorted({r["fraction"] for r in geo})
+        lines += ["```", table(["label"] + [f"{100 * f:g} %" for f in fr],
+                               [[g] + [f"{c[f]['silhouette']:.3f} / {c[f]['knn_accuracy']:.3f}" if f in c else ""
+                                       for f in fr] for g, c in sorted(cells.items())]), "```\n"]
+        snapshots = {}
+        for g in sorted(cells):
+            f = snapshot_file(args, g, train_if_missing=False)
+            if f is not None:
+                snapshots[g] = load_snapshots(f)
+        if snapshots and not args.no_tsne:
+            plot_tsne(snapshots, out / "tsne.png", classes=full_cifar10(args.data_dir).classes)
+    cal = [r for r in rows if r["metric"] in ("ece", "nll", "temperature", "accuracy") and "label" in r
+           and r.get("protocol") is None]
+    if cal:
+        lines.append(f"## Calibration (softmax(scores / T); T fitted on one half of the {args.eval_images} eval "
+                     "images, measured on the other)\n")
+        by = {}
+        for r in cal:
+            by.setdefault(r["label"], {})[(r["metric"], r.get("temperature"))] = r["value"]
+        lines += ["```", table(["label", "accuracy", "ECE T=1", "ECE fitted", "NLL T=1", "NLL fitted", "T"],
+                               [[g, v[("accuracy", None)], v[("ece", "1")], v[("ece", "fitted")], v[("nll", "1")],
+                                 v[("nll", "fitted")], v[("temperature", "fitted")]] for g, v in sorted(by.items())]),
+                  "```\n"]
     secs = [r for r in rows if r["metric"] == "seconds"]
     if secs:
         lines += ["## Seconds\n", "```", table(["label", "stage", "seconds"],
@@ -186,7 +271,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--labels", nargs="+", default=["categorical", "speech", "composite", "random", "constant"])
     p.add_argument("--label-options", default="{}", help='JSON: {"speech": {"voice": "paper", ...}}')
-    p.add_argument("--stages", nargs="+", default=["robustness", "efficiency"])
+    p.add_argument("--stages", nargs="+", default=["robustness", "geometry", "efficiency"],
+                   choices=["robustness", "geometry", "efficiency"])
     p.add_argument("--model", default="fastnet")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
@@ -203,6 +289,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--eff-steps", type=int, default=100)
     p.add_argument("--eval-images", type=int, default=2000)
+    p.add_argument("--feature-images", type=int, default=500)
+    p.add_argument("--no-tsne", action="store_true")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -211,7 +299,8 @@ def main(argv=None) -> int:
     if not args.report_only:
         for stage in args.stages:
             for label in args.labels:
-                (robustness_stage if stage == "robustness" else efficiency_stage)(args, label, rows_file)
+                {"robustness": robustness_stage, "geometry": geometry_stage,
+                 "efficiency": efficiency_stage}[stage](args, label, rows_file)
     print(report(args, rows_file))
     return 0
 

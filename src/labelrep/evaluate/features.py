@@ -67,13 +67,14 @@ class FeatureSnapshots:
     """
 
     def __init__(self, fractions: Sequence[float] = FRACTIONS, images: int | None = 500, seed: int = 0,
-                 out: str | Path | None = None, inner=None):
+                 out: str | Path | None = None, inner=None, split=None):
         fractions = sorted(float(f) for f in fractions)
         if not fractions or not all(0 < f <= 1 for f in fractions):
             raise UserError(f"snapshot fractions must lie in (0, 1], got {fractions}")
         self.fractions, self.count, self.seed = fractions, images, seed
         self.out = Path(out) if out is not None else None
         self.inner = inner or _NoHooks()
+        self.split = split  # the images to choose from (a data Split); default the run's test split
         self.features: dict[float, np.ndarray] = {}
         self.steps: dict[float, int] = {}
 
@@ -83,7 +84,7 @@ class FeatureSnapshots:
         self.at = {}
         for f in self.fractions:
             self.at.setdefault(max(1, math.ceil(f * total)), f)
-        test = parts.data.test
+        test = parts.data.test if self.split is None else self.split
         self.index = fixed_images(test.labels, self.count, self.seed)
         self.images, self.labels = test.images[self.index], test.labels[self.index]
         self.inner.on_start(parts, epochs, steps_per_epoch, first_epoch)
