@@ -95,7 +95,7 @@ def _write(path: Path, rows) -> None:
 
 
 def run_attack(args) -> int:
-    from ..evaluate.robustness import curve_table, masking_gaps, plot_curves, robustness
+    from ..evaluate.robustness import curve_table, masking_gaps, robustness
     from ..run import load_run
 
     if args.eps and args.paper_eps:
@@ -103,10 +103,11 @@ def run_attack(args) -> int:
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     rows = robustness(run, protocols=args.protocols, attacks=args.attacks, eps=args.eps, paper_eps=args.paper_eps,
                       max_images=args.max_images, steps=args.steps, restarts=args.restarts,
-                      autoattack=args.autoattack, batch_size=args.batch_size)
+                      autoattack=args.autoattack, batch_size=args.batch_size,
+                      figure=str(Path(args.run) / "robustness.png"))
     folder = Path(args.run)
     _write(folder / "robustness.json", rows)
-    figure = plot_curves(rows, folder / "robustness.png", group=None, attacks=tuple(args.attacks) + ("worst",))
+    figure = folder / "robustness.png"
     print(table(*curve_table(rows)))
     gaps = masking_gaps(rows)
     if gaps:

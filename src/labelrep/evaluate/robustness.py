@@ -177,7 +177,7 @@ def robustness(run, protocols: Sequence[str] = ("paper", "strong"),
                attacks: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_ATTACKS,
                eps: Sequence[float] | None = None, paper_eps: Sequence[float] | None = None,
                max_images: int | None = 1000, steps: int = 10, restarts: int = 1, autoattack: str | None = None,
-               batch_size: int = 250, seed: int = 0) -> list[dict]:
+               batch_size: int = 250, seed: int = 0, figure: str | None = None) -> list[dict]:
     """Rows ``{"metric": "adversarial_accuracy", "value", "protocol", "attack", "loss", "eps" (1/255), ...}``.
 
     ``eps`` in 1/255 units (default 1, 2, 4, 8, 16); ``paper_eps`` instead gives the paper's normalised
@@ -188,10 +188,14 @@ def robustness(run, protocols: Sequence[str] = ("paper", "strong"),
     test = parts.data.test
     idx = evaluation_images(len(test), max_images)
     std = parts.data.mean_std()[1].tolist() if paper_eps is not None else None
-    return robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[idx]),
+    rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[idx]),
                            torch.as_tensor(test.labels[idx]), protocols=protocols, attacks=attacks, eps=eps,
                            paper=paper_eps, std=std, steps=steps, restarts=restarts, autoattack=autoattack,
                            batch_size=batch_size, seed=seed)
+    if figure:
+        names = sorted({r["attack"] for r in rows} - {"none"})
+        plot_curves(rows, figure, group=None, attacks=names, title=parts.config["label"]["name"])
+    return rows
 
 
 # --- tables and figures --------------------------------------------------------------------------
@@ -256,7 +260,7 @@ def plot_curves(rows: Sequence[dict], path: str | Path, group: str | None = "lab
             for a in attacks:
                 pts = sorted((r["eps"], r["value"]) for r in mine
                              if r["attack"] == a and (not group or r.get(group, "") == g)
-                             and (a == "worst" or r["loss"] in PROTOCOLS[p][:1]))
+                             and (a == "worst" or a.startswith("autoattack") or r["loss"] == PROTOCOLS[p][0]))
                 if not pts:
                     continue
                 xs, ys = zip(*([(0.0, clean[0])] if clean else []) + pts)
