@@ -156,11 +156,20 @@ def _cifar_split(entries: list[dict], label_key: str) -> Split:
     return Split(images, labels)
 
 
-def _find_cifar(root: Path, folder: str, marker: str) -> Path | None:
+def _find_cifar(root: Path, folder: str, marker: str, download: bool, archive: str) -> Path | None:
+    """The folder of CIFAR pickles under ``root``; fetched when allowed; None if absent and not allowed."""
     for candidate in (root / folder, root):
         if (candidate / marker).is_file():
             return candidate
-    return None
+    if not download:
+        return None
+    fetch(archive, root, extract=True)
+    return root / folder
+
+
+def _cifar_missing(name: str, root: Path, size: str, where: str) -> UserError:
+    return UserError(f"{name} not found in {root}: pass --download to fetch it ({size}, checked by md5) "
+                     f"or --data-dir pointing at {where}")
 
 
 def _image_folder_root(root: Path, name: str) -> Path | None:
@@ -173,19 +182,18 @@ def _image_folder_root(root: Path, name: str) -> Path | None:
 @DATASETS.register("cifar10", "CIFAR-10: python pickles, or an image-folder copy (train/<class>, test/<class>)")
 def cifar10(data_dir: str | Path | None = None, download: bool = False) -> ImageData:
     root = Path(data_dir) if data_dir else default_data_dir()
-    folder = _find_cifar(root, "cifar-10-batches-py", "data_batch_1")
-    if folder is None and (image_root := _image_folder_root(root, "cifar10")) is not None:
+    image_root = _image_folder_root(root, "cifar10")
+    folder = _find_cifar(root, "cifar-10-batches-py", "data_batch_1", download and image_root is None,
+                         "cifar-10-python.tar.gz")
+    if folder is None and image_root is not None:
         data = image_folder(image_root)
         if data.classes != CIFAR10_CLASSES:
             raise UserError(f"{image_root} is an image folder whose classes are not CIFAR-10's: {data.classes}")
         data.name = "cifar10"
         return data
     if folder is None:
-        if not download:
-            raise UserError(f"CIFAR-10 not found in {root}: pass --download to fetch it (163 MB, checked by md5) "
-                            "or --data-dir pointing at cifar-10-batches-py or an image folder with train/ and test/")
-        fetch("cifar-10-python.tar.gz", root, extract=True)
-        folder = root / "cifar-10-batches-py"
+        raise _cifar_missing("CIFAR-10", root, "163 MB",
+                             "cifar-10-batches-py or an image folder with train/ and test/")
     train = _cifar_split([_unpickle(folder / f"data_batch_{i}") for i in range(1, 6)], "labels")
     test = _cifar_split([_unpickle(folder / "test_batch")], "labels")
     classes = _unpickle(folder / "batches.meta")["label_names"]
@@ -195,13 +203,9 @@ def cifar10(data_dir: str | Path | None = None, download: bool = False) -> Image
 @DATASETS.register("cifar100", "CIFAR-100 (fine labels) from the python pickles")
 def cifar100(data_dir: str | Path | None = None, download: bool = False) -> ImageData:
     root = Path(data_dir) if data_dir else default_data_dir()
-    folder = _find_cifar(root, "cifar-100-python", "train")
+    folder = _find_cifar(root, "cifar-100-python", "train", download, "cifar-100-python.tar.gz")
     if folder is None:
-        if not download:
-            raise UserError(f"CIFAR-100 not found in {root}: pass --download to fetch it (161 MB, checked by md5) "
-                            "or --data-dir pointing at cifar-100-python")
-        fetch("cifar-100-python.tar.gz", root, extract=True)
-        folder = root / "cifar-100-python"
+        raise _cifar_missing("CIFAR-100", root, "161 MB", "cifar-100-python")
     train = _cifar_split([_unpickle(folder / "train")], "fine_labels")
     test = _cifar_split([_unpickle(folder / "test")], "fine_labels")
     classes = _unpickle(folder / "meta")["fine_label_names"]
