@@ -39,7 +39,9 @@ def study_dir(tmp_path_factory):
         "seeds": 2,
         "evaluations": ["accuracy", {"name": "robustness", "where": {"data.fraction": 1.0},
                                      "options": {"attacks": ["fgsm"], "protocols": ["paper"], "eps": [4, 16],
-                                                 "max_images": 100}}],
+                                                 "max_images": 100}},
+                        {"name": "features", "where": {"data.fraction": 1.0}, "options": {"images": 100, "figure": True}},
+                        {"name": "calibration", "where": {"data.fraction": 1.0}}],
     }, sort_keys=False))
     out = root / "out"
     assert main(["study", str(file), "--out", str(out), "--quiet"]) == 0
@@ -81,10 +83,15 @@ def test_html_page_is_self_contained_with_the_figures(study_dir):
     images = re.findall(r"src='data:image/png;base64,", page)
     figures = sorted(p.name for p in (study_dir / "figures").glob("*.png"))
     assert figures == ["eval-robustness.png", "learning-curves.png", "sweep-data-fraction.png"]
-    assert len(images) == len(figures)
+    assert len(images) == len(figures) + 2  # and the two t-SNE pictures of the features evaluation
     assert not re.search(r"(src|href)=['\"]?(https?:|//|file:)", page)
-    for heading in ("Results", "Learning curves", "Data efficiency", "Robustness", "Runs"):
-        assert f">{heading}</h2>" in page
+    for heading in ("Results", "Learning curves", "Data efficiency", "Robustness", "Runs",
+                    "Figures of evaluation 'features'"):
+        assert f">{heading}" in page
+    assert len(re.findall(r"<figcaption>label = (onehot|smooth), data.fraction = 1.0</figcaption>", page)) == 2
+    # Numbers with one value per run (and per text key) become columns of the results table.
+    for column in ("silhouette", "knn accuracy", "ece (temperature 1)", "ece (temperature fitted)"):
+        assert f"<th>{column}</th>" in page
     assert "Failed runs" not in page
     md = (study_dir / "report.md").read_text()
     assert "| label | data.fraction | test accuracy |" in md and "![Robustness](figures/eval-robustness.png)" in md

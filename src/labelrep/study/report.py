@@ -56,6 +56,7 @@ class StudyData:
     evaluations: list[dict]
     runs: list[dict]                       # plan entries + status, summary, train_images...
     rows: list[dict] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)  # figures evaluations drew (figure: true), per run
 
     @property
     def axis_names(self) -> list[str]:
@@ -102,7 +103,10 @@ def collect(path: str | Path) -> StudyData:
         raise UserError(f"{path} is neither a study folder (no {PLAN_FILE}) nor a run folder (no config.yaml)")
     data = StudyData(path, plan["name"], plan.get("description", ""), plan["axes"], plan["evaluations"], [])
     eval_names = [e["name"] for e in plan["evaluations"]]
+    order = [*data.axis_names, "seed"]
     for entry in plan["runs"]:
+        entry = {**entry, "cell": {k: entry["cell"][k] for k in sorted(entry["cell"], key=lambda k: (
+            order.index(k) if k in order else len(order), k))}}  # plan.json sorts keys: back to axis order
         folder = path / entry["folder"]
         status = read_status(folder)
         if entry["folder"] == "." and status.get("status") != FAILED and (folder / "summary.json").is_file():
@@ -131,6 +135,11 @@ def collect(path: str | Path) -> StudyData:
             if result is None:
                 continue
             label = ev["name"] if eval_names.count(ev["name"]) == 1 else ev["key"]
+            picture = folder / "figures" / f"{ev['key']}.png"
+            if ev.get("options", {}).get("figure") is True and picture.is_file():
+                data.images.append({"evaluation": label, "run": entry["id"], "cell": entry["cell"],
+                                    "png": picture.read_bytes(),
+                                    "file": f"{entry['folder']}/figures/{ev['key']}.png".lstrip("./")})
             for row in result["rows"]:
                 extra = {k: v for k, v in row.items() if k not in ("metric", "value") and k not in where}
                 data.rows.append({**where, "evaluation": label, "metric": row["metric"], "value": row["value"],
@@ -152,62 +161,90 @@ def mean_ci(values: list[float]) -> tuple[float, float | None]:
     return mean, float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
-def scalar_keys(data: StudyData) -> list[tuple[str, str]]:
-    """(evaluation, metric) pairs with one number per run: the columns of the summary table."""
-    base = {"run", *data.axis_names, "seed", "evaluation", "metric", "value"}
-    seen: dict[tuple[str, str], set] = {}
-    per_run: dict[tuple[str, str, str], int] = {}
+BASE_KEYS = ("run", "seed", "evaluation", "metric", "value")
+
+
+def curve_axis(rows: list[dict], base: set) -> str | None:
+    """The x of an evaluation's curves: a numeric locating key that takes several values."""
+    numeric = [k for k in sorted({k for r in rows for k in r} - base)
+               if all(_numeric(r.get(k)) for r in rows if k in r) and len({r[k] for r in rows if k in r}) > 1]
+    if not numeric:
+        return None
+    return next((k for k in X_KEYS if k in numeric), numeric[0])
+
+
+def scalar_keys(data: StudyData) -> list[tuple]:
+    """Columns of the summary table: ``(evaluation, metric, ((key, value), ...))``, one number per run.
+
+    Evaluations whose rows vary along a numeric key are curves (drawn, not tabulated); a text key that
+    takes several values within a metric (``temperature: 1 | fitted``) splits it into columns."""
+    base = {*BASE_KEYS, *data.axis_names}
+    by_eval: dict[str, list[dict]] = {}
     for r in data.rows:
-        if r["evaluation"] == "history":
+        if r["evaluation"] != "history":
+            by_eval.setdefault(r["evaluation"], []).append(r)
+    keys = []
+    for ev, rows in by_eval.items():
+        if ev != "training" and curve_axis(rows, base):
             continue
-        key = (r["evaluation"], r["metric"])
-        seen.setdefault(key, set()).update(k for k in r if k not in base)
-        per_run[(r["run"], *key)] = per_run.get((r["run"], *key), 0) + 1
-    keys = [k for k in seen if all(n == 1 for (run, *kk), n in per_run.items() if tuple(kk) == k)]
+        by_metric: dict[str, list[dict]] = {}
+        for r in rows:
+            by_metric.setdefault(r["metric"], []).append(r)
+        for metric, mrows in by_metric.items():
+            split = sorted(k for k in {k for r in mrows for k in r} - base
+                           if len({json.dumps(r.get(k), default=str) for r in mrows}) > 1)
+            for combo in dict.fromkeys(tuple((k, r.get(k)) for k in split) for r in mrows):
+                keys.append((ev, metric, combo))
     return keys
 
 
-def column_name(key: tuple[str, str], keys: list[tuple[str, str]]) -> str:
-    metric = key[1]
-    if sum(k[1] == metric for k in keys) > 1:
-        return f"{nice(metric)} ({key[0]})"
-    return nice(metric)
+def _matches(row: dict, key: tuple) -> bool:
+    return row["evaluation"] == key[0] and row["metric"] == key[1] and all(row.get(k) == v for k, v in key[2])
+
+
+def column_name(key: tuple, keys: list[tuple]) -> str:
+    name = nice(key[1]) + (" (" + ", ".join(f"{k} {v}" for k, v in key[2]) + ")" if key[2] else "")
+    if sum(nice(k[1]) + str(k[2]) == nice(key[1]) + str(key[2]) for k in keys) > 1:
+        return f"{name} [{key[0]}]"
+    return name
 
 
 @dataclass
 class SummaryTable:
     headers: list[str]
-    cells: list[list]        # axis values..., then (mean, ci, n) per metric
-    keys: list[tuple[str, str]]
+    cells: list[list]        # axis values..., then (mean, ci, n) per column
+    keys: list[tuple]        # (evaluation, metric, locating keys) per column
+
+
+HEADLINE = ("training", "test_accuracy", ())
 
 
 def summary_table(data: StudyData) -> SummaryTable:
     keys = scalar_keys(data)
     # The headline first: final test accuracy, then the evaluations' numbers in the order they came.
-    keys.sort(key=lambda k: (k != ("training", "test_accuracy"), k[0] == "training"))
-    cells: dict[tuple, dict] = {}
-    order: list[tuple] = []
-    for run in data.runs:
-        cell = tuple(run["cell"].get(a) for a in data.axis_names)
-        if cell not in cells:
-            cells[cell] = {}
-            order.append(cell)
+    keys.sort(key=lambda k: (k != HEADLINE, k[0] == "training"))
+    n = len(data.axis_names)
+    per_run: dict[tuple, list[float]] = {}
+    cell_of = {run["id"]: tuple(run["cell"].get(a) for a in data.axis_names) for run in data.runs}
+    order = list(dict.fromkeys(cell_of.values()))
     for r in data.rows:
-        key = (r["evaluation"], r["metric"])
-        if key in keys and isinstance(r["value"], (int, float)):
-            cells[tuple(r.get(a) for a in data.axis_names)].setdefault(key, []).append(float(r["value"]))
+        if r["evaluation"] == "history" or not _numeric(r["value"]):
+            continue
+        for j, key in enumerate(keys):
+            if _matches(r, key):
+                per_run.setdefault((r["run"], j), []).append(float(r["value"]))
+    values: dict[tuple, list[float]] = {}
+    for (run, j), vs in per_run.items():  # one number per run (the mean, should a run give several)
+        values.setdefault((cell_of[run], j), []).append(sum(vs) / len(vs))
     lines = []
     for cell in order:
-        stats = []
-        for key in keys:
-            values = cells[cell].get(key)
-            stats.append((*mean_ci(values), len(values)) if values else None)
-        if any(s is not None for s in stats):
+        stats = [(*mean_ci(values[(cell, j)]), len(values[(cell, j)])) if (cell, j) in values else None
+                 for j in range(len(keys))]
+        if any(st is not None for st in stats):
             lines.append([*cell, *stats])
     # A column equal to an earlier one everywhere (the accuracy evaluation repeats the final test
     # accuracy) is left to results.csv.
-    n = len(data.axis_names)
-    keep = [j for j, key in enumerate(keys)
+    keep = [j for j in range(len(keys))
             if not any(all(line[n + i] == line[n + j] for line in lines) for i in range(j))]
     keys = [keys[j] for j in keep]
     lines = [[*line[:n], *(line[n + j] for j in keep)] for line in lines]
@@ -361,7 +398,7 @@ class Figures:
         """Scalar metrics against each numeric axis (data.fraction gives the data-efficiency curve)."""
         out = []
         keys = summary_table(self.data).keys  # sorted, duplicates left out
-        scalars = [k for k in keys if k[0] != "training" or k == ("training", "test_accuracy")][:4]
+        scalars = [k for k in keys if k[0] != "training" or k == HEADLINE][:4]
         for axis in self.numeric_axes:
             others = [f for f in self.facets if f != axis]
             combos = self._facet_values(others)[:max(1, MAX_PANELS // len(scalars))] if others else [()]
@@ -371,7 +408,7 @@ class Figures:
                 for key in scalars:
                     ax = axes[i]
                     i += 1
-                    mine = [r for r in self.data.rows if (r["evaluation"], r["metric"]) == key
+                    mine = [r for r in self.data.rows if _matches(r, key)
                             and all(r.get(f) == v for f, v in zip(others, values))]
                     self._lines(ax, mine, axis, log_x="fraction" in axis)
                     ax.set_xlabel(nice(axis))
@@ -396,16 +433,15 @@ class Figures:
         for name, rows in by_eval.items():
             if {"x", "y"} <= set(rows[0]):
                 continue  # scatter rows (t-SNE) are drawn by scatter()
-            numeric = [k for k in sorted({k for r in rows for k in r} - base)
-                       if all(_numeric(r.get(k)) for r in rows if k in r)
-                       and len({r.get(k) for r in rows}) > 1]
-            if not numeric:
+            x_key = curve_axis(rows, base)
+            if x_key is None:
                 continue
-            x_key = next((k for k in X_KEYS if k in numeric), numeric[0])
+            numeric = [k for k in {k for r in rows for k in r} - base if all(_numeric(r.get(k)) for r in rows if k in r)]
             labels = sorted({k for r in rows for k in r} - base - set(numeric) - {"images"},
                             key=lambda k: (k not in ("protocol", "attack", "loss"), ("protocol", "attack", "loss").index(k)
                                            if k in ("protocol", "attack", "loss") else 0, k))
             # A baseline row (attack "none" at eps 0) belongs at the start of every attack's curve.
+            rows = [r for r in rows if x_key in r]
             baseline = [r for r in rows if r.get("attack") == "none"]
             curves = [r for r in rows if r.get("attack") != "none"]
             groups: dict[tuple, list[dict]] = {}
@@ -550,10 +586,11 @@ def write_tables(data: StudyData, table: SummaryTable) -> list[str]:
         cell = dict(zip(data.axis_names, line))
         for key, stat in zip(table.keys, line[len(data.axis_names):]):
             if stat is not None:
-                stat_rows.append({**cell, "evaluation": key[0], "metric": key[1], "mean": stat[0],
+                stat_rows.append({**cell, "evaluation": key[0], "metric": key[1],
+                                  "where": "; ".join(f"{k}={v}" for k, v in key[2]), "mean": stat[0],
                                   "ci95": stat[1], "seeds": stat[2]})
-    atomic_write_text(path / "summary.csv",
-                      _csv_text([*data.axis_names, "evaluation", "metric", "mean", "ci95", "seeds"], stat_rows))
+    atomic_write_text(path / "summary.csv", _csv_text(
+        [*data.axis_names, "evaluation", "metric", "where", "mean", "ci95", "seeds"], stat_rows))
     return written
 
 
@@ -584,6 +621,8 @@ figcaption{color:#5a6372;font-size:13px;margin-top:6px}
 code{background:#eef0f3;padding:1px 5px;border-radius:4px;font-size:12.5px}
 .scroll{overflow-x:auto}
 .muted{color:#5a6372;font-size:13px}
+.pics{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
+.pics figure{margin:0}
 summary{cursor:pointer;color:#30394a;font-size:14px;margin:6px 0}
 """
 
@@ -609,6 +648,12 @@ def _best_rows(table: SummaryTable, n_axes: int) -> list[int | None]:
         means = [(line[n_axes + j][0], i) for i, line in enumerate(table.cells) if line[n_axes + j] is not None]
         best.append(max(means)[1] if len(means) > 1 and "accuracy" in key[1] else None)
     return best
+
+
+def _pictures(data: StudyData, evaluation: str) -> list[dict]:
+    mine = [im for im in data.images if im["evaluation"] == evaluation]
+    first = min(im["cell"].get("seed", 0) for im in mine)
+    return [im for im in mine if im["cell"].get("seed", 0) == first][:12]
 
 
 def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> tuple[str, str]:
@@ -648,6 +693,17 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         h.append(f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
                  f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                  f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    for name in dict.fromkeys(im["evaluation"] for im in data.images):
+        shown = _pictures(data, name)
+        h.append(f"<h2>Figures of evaluation '{html.escape(name)}'</h2>")
+        h.append(f"<p class='muted'>As the evaluation drew them, one per run (seed {shown[0]['cell'].get('seed')}"
+                 f"{', the first 12 runs' if len(shown) == 12 else ''}).</p><div class='pics'>")
+        for im in shown:
+            cell = ", ".join(f"{k} = {v}" for k, v in im["cell"].items() if k != "seed")
+            h.append(f"<figure><img alt='{html.escape(name)} {html.escape(cell)}' "
+                     f"src='data:image/png;base64,{base64.b64encode(im['png']).decode()}'>"
+                     f"<figcaption>{html.escape(cell or im['run'])}</figcaption></figure>")
+        h.append("</div>")
     failed = [r for r in data.runs if r["status"] == FAILED]
     if failed:
         h.append("<h2>Failed runs</h2>")
@@ -683,6 +739,11 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         md.append("")
     for title, name, caption, _ in figures:
         md += [f"## {title}", "", f"![{title}](figures/{name})", "", caption, ""]
+    for name in dict.fromkeys(im["evaluation"] for im in data.images):
+        md += [f"## Figures of evaluation '{name}'", ""]
+        for im in _pictures(data, name):
+            cell = ", ".join(f"{k} = {v}" for k, v in im["cell"].items() if k != "seed")
+            md += [f"![{cell}]({im['file']})", ""]
     if failed:
         md += ["## Failed runs", ""]
         md += [f"- `{r['id']}` ({', '.join(f'{k}={v}' for k, v in r['cell'].items())}): {r['error']}" for r in failed]

@@ -105,7 +105,11 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
                     continue
                 if loaded is None:
                     loaded = load_run(run_dir)
-                rows = run_evaluation(ev.name, loaded, **ev.options)
+                options = dict(ev.options)
+                if options.get("figure") is True:  # the evaluation draws its own figure into the run folder
+                    (run_dir / "figures").mkdir(exist_ok=True)
+                    options["figure"] = str(run_dir / "figures" / f"{ev.key}.png")
+                rows = run_evaluation(ev.name, loaded, **options)
                 file.parent.mkdir(exist_ok=True)
                 text = json.dumps({"name": ev.name, "options": ev.options, "rows": rows}, default=_json_safe)
                 atomic_write_text(file, text + "\n")
