@@ -32,7 +32,7 @@ def register(sub) -> None:
     e = sub.add_parser("efficiency", help="train a data-efficiency sweep",
                        description="Train every label space on each fraction of the training set with each seed "
                                    "(same schedule), then print test accuracy per fraction; resumable.")
-    _train_args(e)
+    _train_args(e, sweep=True)
     e.add_argument("--labels", nargs="+", required=True, help="label spaces to compare")
     e.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.02, 0.04, 0.08, 0.1, 0.2])
     e.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
@@ -70,21 +70,23 @@ def _run_args(p) -> None:
     p.add_argument("--data-dir", help="folder holding the data, if it moved since training")
 
 
-def _train_args(p, with_data_dir: bool = True) -> None:
-    """The flags ``labelrep train`` reads through its ``config_from_args``."""
+def _train_args(p, with_data_dir: bool = True, sweep: bool = False) -> None:
+    """The flags ``labelrep train`` reads through its ``config_from_args`` (a sweep sets label and fraction)."""
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--dataset")
     if with_data_dir:
         p.add_argument("--data-dir")
     p.add_argument("--download", action="store_true", default=None)
-    p.add_argument("--fraction", type=float)
-    p.add_argument("--label")
+    if not sweep:
+        p.add_argument("--fraction", type=float)
+        p.add_argument("--label")
     p.add_argument("--model")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
+    if not sweep:
+        p.add_argument("--seed", type=int)
     p.add_argument("--device")
 
 
