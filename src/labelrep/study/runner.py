@@ -318,6 +318,7 @@ def _time_steps(parts, steps: int = 3) -> tuple[float, float]:
     model.eval()
     with torch.no_grad():
         x = next(iter(parts.loader(parts.data.test)))[0]
+        space.scores(model(x))  # warm-up
         sync()
         t0 = time.perf_counter()
         space.scores(model(x))
