@@ -83,9 +83,9 @@ def test_html_page_is_self_contained_with_the_figures(study_dir):
     images = re.findall(r"src='data:image/png;base64,", page)
     figures = sorted(p.name for p in (study_dir / "figures").glob("*.png"))
     assert figures == ["eval-robustness.png", "learning-curves.png", "sweep-data-fraction.png"]
-    assert len(images) == len(figures) + 2  # and the two t-SNE pictures of the features evaluation
+    assert len(images) == len(figures) + 2 + 2  # and two t-SNE pictures (features), two label tables
     assert not re.search(r"(src|href)=['\"]?(https?:|//|file:)", page)
-    for heading in ("Results", "Learning curves", "Data efficiency", "Robustness", "Runs",
+    for heading in ("Results", "Learning curves", "Data efficiency", "Robustness", "Runs", "Label statistics",
                     "Figures of evaluation 'features'"):
         assert f">{heading}" in page
     assert len(re.findall(r"<figcaption>label = (onehot|smooth), data.fraction = 1.0</figcaption>", page)) == 2
@@ -93,6 +93,10 @@ def test_html_page_is_self_contained_with_the_figures(study_dir):
     for column in ("silhouette", "knn accuracy", "ece (temperature 1)", "ece (temperature fitted)"):
         assert f"<th>{column}</th>" in page
     assert "Failed runs" not in page
+    # One-hot rows differ in 2 of 10 entries: mean L1 per entry 0.2, L2 sqrt(2 / 10).
+    assert "<td class=\"\">categorical</td><td class=\"\">10</td><td class=\"num\">0.469</td>" \
+           "<td class=\"num\">0.2000</td><td class=\"num\">0.4472</td>" in page
+    assert len(list((study_dir / "labels").glob("*.png"))) == 2
     md = (study_dir / "report.md").read_text()
     assert "| label | data.fraction | test accuracy |" in md and "![Robustness](figures/eval-robustness.png)" in md
     assert re.search(r"\| onehot \| 1\.0 \| 0\.\d{4} ± 0\.\d{4} \|", md)

@@ -73,7 +73,7 @@ def run_study_command(args) -> int:
         return _dry_run(study, out, args, estimate, format_seconds)
 
     total = len(study.runs)
-    done = [0]
+    done, skipped = [0], [0]
     width = len(str(total))
     started = time.perf_counter()
 
@@ -85,9 +85,15 @@ def run_study_command(args) -> int:
         done[0] += 1
         state = status.get("status")
         if kind == "skip":
-            word = "skipped (failed before; --retry-failed runs it)" if state == "failed" else "done before"
-            print(f"[{done[0]:>{width}}/{total}] {_cell_text(run.cell)}: {word}", flush=True)
+            if state == "failed":
+                print(f"[{done[0]:>{width}}/{total}] {_cell_text(run.cell)}: failed before, skipped "
+                      f"(--retry-failed runs it): {status.get('error', '')}", flush=True)
+            else:
+                skipped[0] += 1
             return
+        if skipped[0]:
+            print(f"{skipped[0]} run{'s' if skipped[0] > 1 else ''} done before: skipped", flush=True)
+            skipped[0] = 0
         summary_file = run_folder(out, run) / "summary.json"
         if state == "done":
             acc = json.loads(summary_file.read_text()).get("test_accuracy") if summary_file.is_file() else None
@@ -104,6 +110,8 @@ def run_study_command(args) -> int:
         print("labelrep: interrupted; run the same command again to continue (finished runs are kept, "
               "the cut-off run resumes from its last finished epoch)", file=sys.stderr)
         return 130
+    if skipped[0]:
+        print(f"{skipped[0]} run{'s' if skipped[0] > 1 else ''} done before: skipped", flush=True)
     report = write_report(out)
     _print_summary(report)
     failed = outcome.count("failed")

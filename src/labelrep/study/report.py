@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..train.checkpoint import atomic_write_text
-from .runner import DONE, EVAL_DIR, FAILED, PLAN_FILE, read_status
+from .runner import DONE, EVAL_DIR, FAILED, LABELS_FILE, PLAN_FILE, read_status
 
 HISTORY_METRICS = ("test_accuracy", "val_accuracy", "train_accuracy", "train_loss", "lr")
 TRAINING_METRICS = ("test_accuracy", "final_train_loss", "best_val_accuracy", "test_accuracy_at_best_val")
@@ -57,6 +57,7 @@ class StudyData:
     runs: list[dict]                       # plan entries + status, summary, train_images...
     rows: list[dict] = field(default_factory=list)
     images: list[dict] = field(default_factory=list)  # figures evaluations drew (figure: true), per run
+    labels: dict = field(default_factory=dict)        # label key -> statistics of the label table
 
     @property
     def axis_names(self) -> list[str]:
@@ -119,6 +120,11 @@ def collect(path: str | Path) -> StudyData:
         if run["status"] != DONE:
             continue
         where = {"run": entry["id"], **entry["cell"]}
+        stats = _read_json(folder / LABELS_FILE)
+        if stats is not None and stats["key"] not in data.labels:
+            picture = path / "labels" / f"{stats['key']}.png"
+            data.labels[stats["key"]] = {**stats, "cell": entry["cell"],
+                                         "png": picture.read_bytes() if picture.is_file() else None}
         for metric in TRAINING_METRICS:
             if summary.get(metric) is not None:
                 data.rows.append({**where, "evaluation": "training", "metric": metric, "value": summary[metric]})
@@ -650,6 +656,21 @@ def _best_rows(table: SummaryTable, n_axes: int) -> list[int | None]:
     return best
 
 
+def _label_name(stats: dict) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in sorted(stats.get("options", {}).items()))
+    return stats["label"] + (f" ({options})" if options else "")
+
+
+def _label_rows(data: StudyData) -> tuple[list[str], list[list]]:
+    datasets = {s["dataset"] for s in data.labels.values()}
+    headers = ["label", "shape", *(["dataset"] if len(datasets) > 1 else []), "entropy (bits)", "mean L1",
+               "mean L2", "values"]
+    rows = [[_label_name(s), "x".join(map(str, s["shape"])), *([s["dataset"]] if len(datasets) > 1 else []),
+             f"{s['entropy']:.3f}", f"{s['l1']:.4f}", f"{s['l2']:.4f}", f"[{s['min']:.3g}, {s['max']:.3g}]"]
+            for s in data.labels.values()]
+    return headers, rows
+
+
 def _pictures(data: StudyData, evaluation: str) -> list[dict]:
     mine = [im for im in data.images if im["evaluation"] == evaluation]
     first = min(im["cell"].get("seed", 0) for im in mine)
@@ -693,6 +714,21 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         h.append(f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
                  f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                  f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    if data.labels:
+        h.append("<h2>Label statistics</h2><p class='muted'>Of each label table the runs trained on: Shannon entropy "
+                 "(bits, of each class label's histogram of values, mean over classes) and the mean entrywise L1 and L2 "
+                 "distances between class labels after min-max scaling the table to [0, 1] (per entry, so sizes "
+                 "compare).</p>")
+        headers, rows = _label_rows(data)
+        h.append(_html_table(headers, rows, headers.index("entropy (bits)")))
+        pictures = [s for s in data.labels.values() if s.get("png")]
+        if pictures:
+            h.append("<div class='pics'>")
+            for st in pictures:
+                h.append(f"<figure><img alt='{html.escape(st['label'])} labels' "
+                         f"src='data:image/png;base64,{base64.b64encode(st['png']).decode()}'>"
+                         f"<figcaption>{html.escape(_label_name(st))}</figcaption></figure>")
+            h.append("</div>")
     for name in dict.fromkeys(im["evaluation"] for im in data.images):
         shown = _pictures(data, name)
         h.append(f"<h2>Figures of evaluation '{html.escape(name)}'</h2>")
@@ -739,6 +775,11 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         md.append("")
     for title, name, caption, _ in figures:
         md += [f"## {title}", "", f"![{title}](figures/{name})", "", caption, ""]
+    if data.labels:
+        headers, rows = _label_rows(data)
+        md += ["## Label statistics", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        md += ["| " + " | ".join(r) + " |" for r in rows]
+        md.append("")
     for name in dict.fromkeys(im["evaluation"] for im in data.images):
         md += [f"## Figures of evaluation '{name}'", ""]
         for im in _pictures(data, name):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .. import config as config_mod
 from ..errors import UserError
 from ..train.checkpoint import atomic_write_json, atomic_write_text
 from .spec import Evaluation, RunSpec, Study
@@ -26,6 +27,7 @@ PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STATUS_FILE = "status.json"
 PLAN_FILE = "plan.json"
 EVAL_DIR = "evaluations"
+LABELS_FILE = "labels.json"
 
 
 def run_folder(study_dir: Path, run: RunSpec | str) -> Path:
@@ -99,6 +101,9 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
             if not (run_dir / "summary.json").is_file():
                 train(config, out=run_dir, resume=True, hooks=hooks)
             loaded = None
+            if not (run_dir / LABELS_FILE).is_file():
+                loaded = load_run(run_dir)
+                describe_labels(loaded, run_dir)
             for ev in evaluations:
                 file = evaluation_file(run_dir, ev)
                 if file.is_file():
@@ -123,6 +128,38 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
             (run_dir / "error.txt").unlink()
         return _write_status(run_dir, status=DONE, attempts=attempts, pid=os.getpid(),
                              seconds=time.perf_counter() - started)
+
+
+def describe_labels(run, run_dir: Path) -> None:
+    """The label table's statistics into the run folder, its picture once per study (labels/<key>.png)."""
+    from ..evaluate.label_stats import draw_labels, label_stats
+
+    cfg = run.config
+    key = config_mod.config_hash({"dataset": cfg["data"]["dataset"], "label": cfg["label"]})
+    stats = {"key": key, "label": cfg["label"]["name"], "options": cfg["label"]["options"],
+             "dataset": cfg["data"]["dataset"], **label_stats(run.label_space.table.cpu().numpy())}
+    picture = run_dir.parent.parent / "labels" / f"{key}.png"
+    if not picture.is_file():
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except ImportError:
+            picture = None
+        if picture is not None:
+            import io
+
+            import matplotlib.pyplot as plt
+
+            fig = draw_labels(run.label_space)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90)
+            plt.close(fig)
+            picture.parent.mkdir(exist_ok=True)
+            tmp = picture.with_name(f".{picture.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(buf.getvalue())
+            os.replace(tmp, picture)
+    atomic_write_text(run_dir / LABELS_FILE, json.dumps(stats, default=_json_safe) + "\n")
 
 
 # ---------------------------------------------------------------- parallel workers
