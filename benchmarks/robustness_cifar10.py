@@ -214,6 +214,14 @@ def report(args, rows_file: Path) -> str:
         gaps = masking_gaps(adv, group="label")
         lines += ["```", table(["label", "eps", "paper", "strong", "gap"],
                                [[g["group"], g["eps"], g["paper"], g["strong"], g["gap"]] for g in gaps]), "```\n"]
+        lines.append("## Share of the correctly classified images that survive (worst case / clean accuracy)\n")
+        clean = {r["label"]: r["value"] for r in adv if r["attack"] == "none" and r["protocol"] == "paper"}
+        eps = sorted({r["eps"] for r in adv if r["attack"] == "worst"})
+        worst = {(r["label"], r["protocol"], r["eps"]): r["value"] for r in adv if r["attack"] == "worst"}
+        lines += ["```", table(["label", "clean"] + [f"{p} {e:g}/255" for p in ("paper", "strong") for e in eps],
+                               [[g, c] + [worst[(g, p, e)] / c if c and (g, p, e) in worst else ""
+                                          for p in ("paper", "strong") for e in eps]
+                                for g, c in sorted(clean.items())]), "```\n"]
         plot_curves(adv, out / "robustness.png", group="label", title=f"CIFAR-10, {args.model}: worst case per protocol")
         plot_curves([r for r in adv if r["attack"] in ("none", "fgsm")], out / "robustness-fgsm.png", group="label",
                     attacks=("fgsm",), title=f"CIFAR-10, {args.model}: FGSM")
