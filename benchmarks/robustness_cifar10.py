@@ -148,6 +148,36 @@ def robustness_stage(args, label: str, rows_file: Path) -> None:
     log(f"robustness {label}: clean {clean:.3f}, train {train_s:.0f} s, attacks {attack_s:.0f} s")
 
 
+def stress_stage(args, label: str, rows_file: Path) -> None:
+    """A much stronger attack on the robustness run (which must exist): PGD with more steps and random
+    restarts on the margin and CE of the scores, plus AutoAttack's two APGD runs when torchattacks is
+    there. If a label space's robustness under the strong protocol was gradient masking, it falls here."""
+    from labelrep.run import load_run
+
+    key = f"stress/{label}"
+    folder = Path(args.out) / "runs" / f"robust-{label}"
+    if key in done_keys(rows_file) or not (folder / "summary.json").is_file():
+        return
+    parts = load_run(folder).parts
+    test = eval_split(args.data_dir, args.stress_images)
+    try:
+        import torchattacks  # noqa: F401
+        aa = "apgd"
+    except ImportError:
+        aa = None
+    t0 = time.perf_counter()
+    rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images),
+                           torch.as_tensor(test.labels), protocols=["strong"], attacks={"strong": ["pgd"]},
+                           eps=args.stress_eps, steps=args.stress_steps, restarts=args.stress_restarts,
+                           autoattack=aa, seed=1)
+    name = f"strong-pgd{args.stress_steps}x{args.stress_restarts}" + ("+apgd" if aa else "")
+    for r in rows:
+        r.update(label=label, protocol=name)
+    rows.append({"metric": "seconds", "value": time.perf_counter() - t0, "label": label, "stage": "stress"})
+    append_rows(rows_file, key, rows)
+    log(f"stress {label}: {time.perf_counter() - t0:.0f} s")
+
+
 def geometry_stage(args, label: str, rows_file: Path) -> None:
     """Feature geometry per training fraction and calibration of the robustness run (which must exist)."""
     from labelrep.evaluate.accuracy import predict_scores
@@ -204,7 +234,7 @@ def report(args, rows_file: Path) -> str:
     out = Path(args.out)
     lines = [f"# Label spaces on CIFAR-10 (JPEG copy): robustness and data efficiency\n",
              f"command: {' '.join(sys.argv)}\n"]
-    adv = [r for r in rows if r["metric"] == "adversarial_accuracy"]
+    adv = [r for r in rows if r["metric"] == "adversarial_accuracy" and r["protocol"] in ("paper", "strong")]
     if adv:
         n = adv[0]["images"]
         lines.append(f"## Accuracy under attack ({n} test images; eps in 1/255 of the pixel range)\n")
@@ -225,6 +255,12 @@ def report(args, rows_file: Path) -> str:
         plot_curves(adv, out / "robustness.png", group="label", title=f"CIFAR-10, {args.model}: worst case per protocol")
         plot_curves([r for r in adv if r["attack"] in ("none", "fgsm")], out / "robustness-fgsm.png", group="label",
                     attacks=("fgsm",), title=f"CIFAR-10, {args.model}: FGSM")
+    stress = [r for r in rows if r["metric"] == "adversarial_accuracy" and r["protocol"].startswith("strong-")]
+    if stress:
+        lines.append(f"## Stress test ({stress[0]['images']} of those images; PGD with more steps and restarts, "
+                     "CE and margin, AutoAttack's APGD-CE and APGD-DLR; compare with the worst cases above)\n")
+        h, body = curve_table(stress, group="label")
+        lines += ["```", table(h, body), "```\n"]
     eff = [r for r in rows if r["metric"] == "test_accuracy"]
     if eff:
         lines.append(f"## Data efficiency (test accuracy on {eff[0]['eval_images']} test images; "
@@ -280,7 +316,7 @@ def main(argv=None) -> int:
     p.add_argument("--labels", nargs="+", default=["categorical", "speech", "composite", "random", "constant"])
     p.add_argument("--label-options", default="{}", help='JSON: {"speech": {"voice": "paper", ...}}')
     p.add_argument("--stages", nargs="+", default=["robustness", "geometry", "efficiency"],
-                   choices=["robustness", "geometry", "efficiency"])
+                   choices=["robustness", "geometry", "stress", "efficiency"])
     p.add_argument("--model", default="fastnet")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
@@ -297,6 +333,10 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--eff-steps", type=int, default=100)
     p.add_argument("--eval-images", type=int, default=2000)
+    p.add_argument("--stress-images", type=int, default=500, help="the first of the attack images")
+    p.add_argument("--stress-eps", nargs="+", type=float, default=[4, 8])
+    p.add_argument("--stress-steps", type=int, default=50)
+    p.add_argument("--stress-restarts", type=int, default=3)
     p.add_argument("--feature-images", type=int, default=500)
     p.add_argument("--no-tsne", action="store_true")
     p.add_argument("--report-only", action="store_true")
@@ -307,7 +347,7 @@ def main(argv=None) -> int:
     if not args.report_only:
         for stage in args.stages:
             for label in args.labels:
-                {"robustness": robustness_stage, "geometry": geometry_stage,
+                {"robustness": robustness_stage, "geometry": geometry_stage, "stress": stress_stage,
                  "efficiency": efficiency_stage}[stage](args, label, rows_file)
     print(report(args, rows_file))
     return 0
