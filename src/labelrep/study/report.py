@@ -315,7 +315,7 @@ class Figures:
     def _panels(self, n: int, width: float = 3.1, height: float = 2.5, sharey: bool = False):
         cols = min(n, 4)
         rows = math.ceil(n / cols)
-        fig, axes = self.plt.subplots(rows, cols, figsize=(width * cols + 0.6, height * rows + 0.9),
+        fig, axes = self.plt.subplots(rows, cols, figsize=(max(width * cols + 0.6, 5.5), height * rows + 0.9),
                                       squeeze=False, layout="constrained", sharey=sharey)
         flat = [ax for row in axes for ax in row]
         for ax in flat[n:]:
@@ -357,7 +357,8 @@ class Figures:
                     handles.append(h)
                     labels.append(lab)
         if labels:
-            fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6),
+            fits = max(1, int(fig.get_figwidth() / (0.35 + 0.09 * max(len(str(x)) for x in labels))))
+            fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), fits, 8),
                        title=nice(self.hue) if self.hue else None)
         self.figures.append((title, name, caption))
         return fig
@@ -628,7 +629,7 @@ code{background:#eef0f3;padding:1px 5px;border-radius:4px;font-size:12.5px}
 .scroll{overflow-x:auto}
 .muted{color:#5a6372;font-size:13px}
 .pics{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
-.pics figure{margin:0}
+.pics figure{margin:0}.pics.wide{grid-template-columns:1fr}
 summary{cursor:pointer;color:#30394a;font-size:14px;margin:6px 0}
 """
 
@@ -723,7 +724,7 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         h.append(_html_table(headers, rows, headers.index("entropy (bits)")))
         pictures = [s for s in data.labels.values() if s.get("png")]
         if pictures:
-            h.append("<div class='pics'>")
+            h.append("<div class='pics wide'>")
             for st in pictures:
                 h.append(f"<figure><img alt='{html.escape(st['label'])} labels' "
                          f"src='data:image/png;base64,{base64.b64encode(st['png']).decode()}'>"
