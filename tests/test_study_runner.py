@@ -127,6 +127,9 @@ def test_parallel_jobs_run_in_worker_processes(tmp_path):
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     accs = [r["value"] for r in rows if r["evaluation"] == "accuracy"]
     assert len(accs) == 4 and all(0.0 <= a <= 1.0 for a in accs)
+    if max(1, (os.cpu_count() or 1) // 2) == torch.get_num_threads():  # workers computed with as many threads
+        assert main(["study", str(file), "--out", str(tmp_path / "serial"), "--quiet"]) == 0
+        assert (tmp_path / "serial" / "results.csv").read_text() == (out / "results.csv").read_text()
 
 
 def test_new_evaluation_on_a_finished_study_does_not_retrain(tmp_path):
