@@ -100,6 +100,9 @@ def test_html_page_is_self_contained_with_the_figures(study_dir):
     md = (study_dir / "report.md").read_text()
     assert "| label | data.fraction | test accuracy |" in md and "![Robustness](figures/eval-robustness.png)" in md
     assert re.search(r"\| onehot \| 1\.0 \| 0\.\d{4} ± 0\.\d{4} \|", md)
+    # The robustness curves' numbers: clean (eps 0) and two budgets, per label, mean ± CI of two seeds.
+    assert "| protocol · attack · loss | label | 0 | 4 | 16 |" in md
+    assert re.search(r"\| paper · fgsm · train \| smooth (\| [01]\.\d{3} ± \d+\.\d{3} ){3}\|\n", md)
 
 
 def test_report_command_rebuilds_the_same_tables(study_dir, capsys):

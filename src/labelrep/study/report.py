@@ -302,6 +302,7 @@ class Figures:
         cmap = plt.get_cmap("tab10")
         self.colors = {v: cmap(i % 10) for i, v in enumerate(values)}
         self.figures: list[tuple[str, str, str]] = []  # (title, file name, caption)
+        self.tables: dict[str, tuple[list[str], list[list[str]]]] = {}  # file name -> the curves' numbers
 
     # -- helpers
     def _facet_values(self, facets: list[str]) -> list[tuple]:
@@ -467,6 +468,7 @@ class Figures:
             panels = list(unique.values())
             combos = [c for c in self._facet_values(self.facets)
                       if any(all(r.get(f) == v for f, v in zip(self.facets, c)) for r in rows)]
+            self.tables[f"eval-{name}.png"] = self._numbers(panels, combos, labels, x_key)
             total = len(panels) * len(combos)
             if total > MAX_PANELS:
                 combos = combos[:max(1, MAX_PANELS // len(panels))]
@@ -496,6 +498,30 @@ class Figures:
                           if total > MAX_PANELS else "") + ".")
             out.append(self._finish(fig, axes, title, f"eval-{name}.png", caption))
         return out
+
+    def _numbers(self, panels, combos, labels, x_key) -> tuple[list[str], list[list[str]]]:
+        """Every curve as a table row: mean ± 95 % CI over seeds at each x (all panels, none capped)."""
+        xs = sorted({r[x_key] for _, mine in panels for r in mine})
+        hues = list(self.colors) if self.hue else [None]
+        facets = self.facets if len(combos) > 1 else []  # a single facet value is in the caption
+        headers = [" · ".join(labels) or "curve", *facets, *([self.hue] if self.hue else []),
+                   *(f"{x:g}" for x in xs)]
+        lines = []
+        for key, mine in panels:
+            for values in combos:
+                for hue in hues:
+                    sub = [r for r in mine if all(r.get(f) == v for f, v in zip(self.facets, values))
+                           and (self.hue is None or r.get(self.hue) == hue)]
+                    if not sub:
+                        continue
+                    at = {}
+                    for r in sub:
+                        at.setdefault(r[x_key], []).append(float(r["value"]))
+                    cells = [format_stat((*mean_ci(at[x]), len(at[x])), 3) if x in at else "-" for x in xs]
+                    name = " · ".join(v for v in key[1:] if v not in ("", "any", "none")) or key[0]
+                    lines.append([name, *(map(str, values) if facets else []), *([str(hue)] if self.hue else []),
+                                  *cells])
+        return headers, lines
 
     def scatter(self):
         """Rows with x and y (a t-SNE map): one panel per run of the first seed, coloured by class."""
@@ -534,8 +560,8 @@ class Figures:
         return out
 
 
-def build_figures(data: StudyData, folder: Path) -> list[tuple[str, str, str, bytes]]:
-    """Draw every figure the rows allow; returns (title, file name, caption, png bytes)."""
+def build_figures(data: StudyData, folder: Path) -> list[tuple]:
+    """Draw every figure the rows allow; returns (title, file name, caption, png bytes, numbers or None)."""
     plt = _pyplot()
     if plt is None or not data.rows:
         return []
@@ -553,7 +579,7 @@ def build_figures(data: StudyData, folder: Path) -> list[tuple[str, str, str, by
         tmp = folder / f".{name}.tmp"
         tmp.write_bytes(png)
         os.replace(tmp, folder / name)
-        out.append((title, name, caption, png))
+        out.append((title, name, caption, png, figs.tables.get(name)))
     return out
 
 
@@ -672,6 +698,14 @@ def _label_rows(data: StudyData) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _pictures(data: StudyData, evaluation: str) -> list[dict]:
     mine = [im for im in data.images if im["evaluation"] == evaluation]
     first = min(im["cell"].get("seed", 0) for im in mine)
@@ -711,10 +745,16 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         h.append(_html_table(table.headers, text_rows, n_axes, _best_rows(table, n_axes)))
     else:
         h.append("<p class='muted'>No run has finished yet.</p>")
-    for title, name, caption, png in figures:
+    for title, name, caption, png, numbers in figures:
         h.append(f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
                  f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+                 f"<figcaption>{html.escape(caption)}</figcaption>")
+        if numbers:
+            first_number = len(numbers[0]) - len(numbers[1][0]) + sum(
+                1 for hd in numbers[0] if not _is_number(hd))  # the x columns come last
+            h.append("<details><summary>The numbers (mean ± 95 % CI over seeds)</summary>"
+                     + _html_table(numbers[0], numbers[1], first_number) + "</details>")
+        h.append("</figure>")
     if data.labels:
         h.append("<h2>Label statistics</h2><p class='muted'>Of each label table the runs trained on: Shannon entropy "
                  "(bits, of each class label's histogram of values, mean over classes) and the mean entrywise L1 and L2 "
@@ -774,8 +814,11 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         md.append("|" + "|".join("---" if j < n_axes else "---:" for j in range(len(table.headers))) + "|")
         md += ["| " + " | ".join(map(str, row)) + " |" for row in text_rows]
         md.append("")
-    for title, name, caption, _ in figures:
+    for title, name, caption, _, numbers in figures:
         md += [f"## {title}", "", f"![{title}](figures/{name})", "", caption, ""]
+        if numbers:
+            md += ["| " + " | ".join(numbers[0]) + " |", "|" + "---|" * len(numbers[0])]
+            md += ["| " + " | ".join(row) + " |" for row in numbers[1]] + [""]
     if data.labels:
         headers, rows = _label_rows(data)
         md += ["## Label statistics", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -806,7 +849,7 @@ def write_report(path: str | Path) -> Report:
     table = summary_table(data)
     files = write_tables(data, table)
     figures = build_figures(data, data.path / "figures")
-    files += ["report.md"] + [f"figures/{name}" for _, name, _, _ in figures]
+    files += ["report.md"] + [f"figures/{f[1]}" for f in figures]
     page, md = render(data, table, figures, files)
     atomic_write_text(data.path / "report.html", page)
     atomic_write_text(data.path / "report.md", md + "\n")
