@@ -94,3 +94,15 @@ def test_ready_studies_parse(name):
     assert "categorical" in labels and labels <= set(LABEL_SPACES.names())
     assert {r.config["model"]["name"] for r in s.runs} <= set(ENCODERS.names())
     assert {r.config["data"]["dataset"] for r in s.runs} <= set(DATASETS.names())
+
+
+def test_the_documented_example_parses():
+    import yaml
+
+    from labelrep.study import spec
+
+    example = yaml.safe_load(spec.__doc__.split("```yaml")[1].split("```")[0])
+    s = parse_study(example)
+    assert len(s.runs) == (2 * 3 - 1) * 2  # one cell excluded, two seeds
+    assert [e.name for e in s.evaluations] == ["accuracy", "robustness", "robustness", "features"]
+    assert [len(s.evaluations_for(r)) for r in s.runs[:2]] == [3, 3]  # fraction 0.1: no pgd

@@ -19,10 +19,12 @@ evaluations:                     # by registry name (labelrep.evaluate.EVALUATIO
   - name: robustness             # the long form can limit an evaluation to some cells
     options: {attacks: [pgd]}
     where: {data.fraction: 1.0}
+  - features: {figure: true}     # figure: true -> the evaluation draws into the run folder; the report shows it
 ```
 
 The grid is the product of the axes (in file order) times the seeds. A run's identity is a hash of
-its resolved config, so the same cell always lands in the same run folder.
+its resolved config (without ``data.data_dir`` and ``data.download``, which say where the data is, not
+what is computed), so the same cell always lands in the same run folder, ``runs/<id>``.
 """
 from __future__ import annotations
 
