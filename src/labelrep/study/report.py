@@ -5,14 +5,16 @@ Files written into the study folder (each atomically):
 - ``results.csv`` / ``results.jsonl`` (and ``results.parquet`` with pyarrow): one row per run and
   number: ``run, <axes...>, seed, evaluation, metric, value`` plus whatever keys locate the number
   (``epoch``, ``eps``, ``protocol``...). No timings: two studies of the same grid give equal tables.
-- ``runs.csv``: one row per run: cell, status, error, training images, seconds.
+- ``runs.csv``: one row per run: cell, status, error, training images, seconds of training (all attempts,
+  from the run's summary) and of its last attempt (training and evaluations).
 - ``summary.csv``: mean and 95 % confidence interval over seeds of every scalar metric per cell.
 - ``report.html`` (self-contained: figures embedded as PNG), ``report.md`` and ``figures/*.png``.
 
 The report draws what the rows hold and skips what is absent: learning curves (``epoch``), sweeps over a
-numeric axis such as ``data.fraction`` (data efficiency), curves of evaluation rows over their one
-varying numeric key (``eps`` for robustness, ``recall`` for PR curves...), and scatter plots of rows
-that carry ``x`` and ``y`` (t-SNE).
+numeric axis such as ``data.fraction`` (data efficiency), curves of evaluation rows over their varying
+numeric key (``eps`` for robustness, ``recall`` for PR curves...) with the numbers behind them, a table
+of every number that comes one per run (mean and 95 % CI over seeds), label statistics and pictures of
+the label tables, and the figures evaluations draw themselves (``figure: true``: t-SNE maps...).
 """
 from __future__ import annotations
 
@@ -114,7 +116,8 @@ def collect(path: str | Path) -> StudyData:
             status = {**status, "status": DONE}  # a plain run folder from labelrep train
         summary = _read_json(folder / "summary.json") or {}
         run = {**entry, "status": status.get("status", "pending"), "error": status.get("error"),
-               "seconds": status.get("seconds"), "train_images": summary.get("train_images"),
+               "seconds": status.get("seconds"), "train_seconds": summary.get("seconds"),
+               "train_images": summary.get("train_images"),
                "epochs": summary.get("epochs")}
         data.runs.append(run)
         if run["status"] != DONE:
@@ -439,8 +442,6 @@ class Figures:
             if r["evaluation"] not in ("history", "training"):
                 by_eval.setdefault(r["evaluation"], []).append(r)
         for name, rows in by_eval.items():
-            if {"x", "y"} <= set(rows[0]):
-                continue  # scatter rows (t-SNE) are drawn by scatter()
             x_key = curve_axis(rows, base)
             if x_key is None:
                 continue
@@ -523,42 +524,6 @@ class Figures:
                                   *cells])
         return headers, lines
 
-    def scatter(self):
-        """Rows with x and y (a t-SNE map): one panel per run of the first seed, coloured by class."""
-        out = []
-        by_eval: dict[str, list[dict]] = {}
-        for r in self.data.rows:
-            if "x" in r and "y" in r:
-                by_eval.setdefault(r["evaluation"], []).append(r)
-        first_seed = min((run["cell"].get("seed", 0) for run in self.data.runs), default=0)
-        for name, rows in by_eval.items():
-            rows = [r for r in rows if r.get("seed", 0) == first_seed]
-            split = next((k for k in ("progress", "epoch", "checkpoint") if k in rows[0]), None)
-            runs = list(dict.fromkeys(r["run"] for r in rows))
-            steps = sorted({r.get(split) for r in rows}) if split else [None]
-            runs = runs[:max(1, MAX_PANELS // len(steps))]
-            fig, axes = self._panels(len(runs) * len(steps), width=2.6, height=2.5)
-            i = 0
-            cls_key = next((k for k in ("class", "label", "target") if k in rows[0]), None)
-            for run in runs:
-                cell = next(x["cell"] for x in self.data.runs if x["id"] == run)
-                for step in steps:
-                    ax = axes[i]
-                    i += 1
-                    pts = [r for r in rows if r["run"] == run and (split is None or r.get(split) == step)]
-                    colors = [int(r[cls_key]) % 10 if cls_key and _numeric(r[cls_key]) else 0 for r in pts]
-                    ax.scatter([r["x"] for r in pts], [r["y"] for r in pts], c=colors, cmap="tab10",
-                               s=4, vmin=0, vmax=9)
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                    ax.grid(False)
-                    desc = ", ".join(f"{v}" for k, v in cell.items() if k != "seed")
-                    ax.set_title(f"{desc}" + (f"\n{split} {step}" if split else ""), fontsize=8)
-            self.figures.append((f"Feature maps ({name})", f"scatter-{name}.png",
-                                 f"2-D embedding of the features (seed {first_seed}), coloured by class."))
-            out.append(fig)
-        return out
-
 
 def build_figures(data: StudyData, folder: Path) -> list[tuple]:
     """Draw every figure the rows allow; returns (title, file name, caption, png bytes, numbers or None)."""
@@ -567,7 +532,7 @@ def build_figures(data: StudyData, folder: Path) -> list[tuple]:
         return []
     figs = Figures(data, plt)
     drawn = []
-    for method in (figs.learning_curves, figs.sweeps, figs.evaluation_curves, figs.scatter):
+    for method in (figs.learning_curves, figs.sweeps, figs.evaluation_curves):
         for fig in method():
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=110)
@@ -611,7 +576,8 @@ def write_tables(data: StudyData, table: SummaryTable) -> list[str]:
         pq.write_table(pa.table(cols), tmp)
         os.replace(tmp, path / "results.parquet")
         written.append("results.parquet")
-    run_cols = ["id", *data.axis_names, "seed", "status", "error", "epochs", "train_images", "seconds", "folder"]
+    run_cols = ["id", *data.axis_names, "seed", "status", "error", "epochs", "train_images", "train_seconds",
+                "seconds", "folder"]
     run_rows = [{**r, **r["cell"]} for r in data.runs]
     atomic_write_text(path / "runs.csv", _csv_text(run_cols, run_rows))
     stat_rows = []
@@ -794,8 +760,10 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
     run_rows = [[r["id"], *(r["cell"].get(a) for a in data.axis_names), r["cell"].get("seed"), r["status"],
                  r["epochs"] if r["epochs"] is not None else "-",
                  r["train_images"] if r["train_images"] is not None else "-",
+                 f"{r['train_seconds']:.1f}" if r.get("train_seconds") is not None else "-",
                  f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"] for r in data.runs]
-    h.append(_html_table(["run", *data.axis_names, "seed", "status", "epochs", "train images", "seconds"],
+    h.append(_html_table(["run", *data.axis_names, "seed", "status", "epochs", "train images", "training s",
+                          "last attempt s"],
                          run_rows, n_axes + 4))
     h.append("</details>")
     h.append(f"<p class='muted'>Files beside this page: {', '.join(f'<code>{f}</code>' for f in files)}; "
