@@ -184,3 +184,20 @@ def test_autoattack_wrapper_treats_scores_as_logits():
     acc = {r["attack"]: r["value"] for r in rows}
     assert acc["autoattack-apgd"] < acc["none"] - 0.1
     assert acc["worst"] <= min(acc["autoattack-apgd"], acc["fgsm"])
+
+
+def test_pgd_restarts_only_help_and_keep_the_ball():
+    parts = digits_result().parts
+    model = PixelModel(parts.model, parts.normalize)
+    x = torch.as_tensor(parts.data.test.images[:120]).float() / 255
+    y = torch.as_tensor(parts.data.test.labels[:120])
+    eps = 12 / 255
+    one = PGD(eps, steps=5, generator=torch.Generator().manual_seed(0))(model, x, y)
+    three = PGD(eps, steps=5, restarts=3, generator=torch.Generator().manual_seed(0))(model, x, y)
+    with torch.no_grad():
+        wrong_one = model(one).argmax(1) != y
+        wrong_three = model(three).argmax(1) != y
+    # the first restart draws the same start, so whatever it fooled stays fooled; later ones add to it
+    assert bool((wrong_three | ~wrong_one).all())
+    assert int(wrong_three.sum()) >= int(wrong_one.sum())
+    assert (three - x).abs().max() <= eps + 1e-6 and three.min() >= 0 and three.max() <= 1

@@ -188,22 +188,28 @@ class PGD(BIM):
         noise = torch.rand(images.shape, generator=self.generator, device="cpu").to(images.device)
         return project(images + (2 * noise - 1) * _budget(self.eps, images), images, self.eps)
 
-    def perturb(self, model, images, labels):
-        best = None
-        fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+    def _climb(self, model, images, labels):
+        adv = self._start(images)
         alpha = _budget(self.alpha, images)
+        for _ in range(self.steps):
+            grad = self.gradient(model, adv, labels)
+            adv = project(adv + alpha * grad.sign(), images, self.eps)
+        return adv
+
+    def perturb(self, model, images, labels):
+        if self.restarts == 1:
+            return self._climb(model, images, labels)
+        best = images.clone()
+        todo = torch.arange(len(images), device=images.device)
         for _ in range(self.restarts):
-            adv = self._start(images)
-            for _ in range(self.steps):
-                grad = self.gradient(model, adv, labels)
-                adv = project(adv + alpha * grad.sign(), images, self.eps)
-            if self.restarts == 1:
-                return adv
+            # only the images no restart has fooled yet are attacked again; a fooled one keeps its first success
+            adv = self._climb(model, images[todo], labels[todo])
+            best[todo] = adv
             with torch.no_grad():
-                now = self.predict(model(adv)) != labels
-            # an image not fooled yet takes this restart's result; a fooled one keeps its first success
-            best = adv if best is None else torch.where(fooled.view(-1, *[1] * (adv.dim() - 1)), best, adv)
-            fooled |= now
+                fooled = self.predict(model(adv)) != labels[todo]
+            todo = todo[~fooled]
+            if len(todo) == 0:
+                break
         return best
 
 
