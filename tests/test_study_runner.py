@@ -90,7 +90,7 @@ def test_failed_run_among_good_ones(tmp_path, capsys):
     base = {**TINY, "label": {"name": "smoothed"}, "train": {"device": "cpu", "epochs": 2}}
     file = write_study(tmp_path / "fail.yaml", base=base, axes={"label.options.alpha": [0.1, 1.5, 0.3]})
     out = tmp_path / "out"
-    assert main(["study", str(file), "--out", str(out), "--quiet"]) == 1
+    assert main(["study", str(file), "--out", str(out), "--quiet", "--threads", "1"]) == 1
     printed = capsys.readouterr().out
     assert "smoothing alpha must lie in [0, 1), got 1.5" in printed
     s = statuses(out)

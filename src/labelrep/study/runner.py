@@ -203,7 +203,7 @@ def _gpus(jobs: int) -> list[int | None]:
 
 
 def _run_parallel(todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
-                  event: Callable) -> dict[str, dict]:
+                  event: Callable, threads: int | None = None) -> dict[str, dict]:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
@@ -214,7 +214,7 @@ def _run_parallel(todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
     jobs = min(jobs, len(todo))
     for _ in range(jobs):
         tasks.put(None)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     gpus = _gpus(jobs)
 
     def start(gpu):
@@ -284,12 +284,16 @@ def write_plan(study: Study, study_dir: Path) -> None:
 
 
 def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: bool = False,
-              on_event: Callable | None = None, hooks_factory: Callable | None = None) -> StudyOutcome:
+              on_event: Callable | None = None, hooks_factory: Callable | None = None,
+              threads: int | None = None) -> StudyOutcome:
     """Run every run of the study that is not done yet; ``on_event(kind, run, status)`` reports
-    ``skip``, ``start`` and ``end``. ``hooks_factory(run)`` gives training hooks (in-process only)."""
+    ``skip``, ``start`` and ``end``. ``hooks_factory(run)`` gives training hooks (in-process only).
+    ``threads``: torch threads per run (default: torch's own with one job, cores / jobs with several)."""
     study_dir = Path(study_dir)
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
     event = on_event or (lambda kind, run, status: None)
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
@@ -312,6 +316,10 @@ def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: 
                 else:
                     todo.append(spec)
             if jobs == 1 or len(todo) <= 1:
+                if threads is not None and todo:
+                    import torch
+
+                    torch.set_num_threads(threads)
                 for spec in todo:
                     event("start", spec, None)
                     hooks = hooks_factory(spec) if hooks_factory else None
@@ -319,7 +327,7 @@ def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: 
                                                     study.evaluations_for(spec), hooks=hooks)
                     event("end", spec, statuses[spec.id])
             elif todo:
-                statuses.update(_run_parallel(todo, study_dir, study, jobs, event))
+                statuses.update(_run_parallel(todo, study_dir, study, jobs, event, threads))
     except BlockingIOError:
         raise UserError(f"another labelrep study is running in {study_dir}; wait for it or use another --out") from None
     return StudyOutcome(study_dir, {spec.id: statuses[spec.id] for spec in study.runs})
