@@ -377,7 +377,8 @@ class Figures:
         metrics = [m for m in ("test_accuracy", "train_loss") if any(r["metric"] == m for r in rows)]
         if not metrics:
             return []
-        every = self._facet_values(self.facets) if self.facets else [()]
+        every = [c for c in self._facet_values(self.facets)  # cells with finished runs only
+                 if any(all(r.get(f) == v for f, v in zip(self.facets, c)) for r in rows)]
         combos = every[:6]
         cols = len(combos)
         fig, grid = self.plt.subplots(len(metrics), cols, figsize=(min(3.4 * cols, 17) + 0.6, 2.6 * len(metrics) + 0.9),
@@ -412,7 +413,9 @@ class Figures:
         scalars = [k for k in keys if k[0] != "training" or k == HEADLINE][:4]
         for axis in self.numeric_axes:
             others = [f for f in self.facets if f != axis]
-            combos = self._facet_values(others)[:max(1, MAX_PANELS // len(scalars))] if others else [()]
+            present = [c for c in self._facet_values(others)
+                       if any(all(r.get(f) == v for f, v in zip(others, c)) for r in self.data.rows)]
+            combos = present[:max(1, MAX_PANELS // len(scalars))] if others else [()]
             fig, axes = self._panels(len(combos) * len(scalars))
             i = 0
             for values in combos:
@@ -711,6 +714,14 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
         h.append(_html_table(table.headers, text_rows, n_axes, _best_rows(table, n_axes)))
     else:
         h.append("<p class='muted'>No run has finished yet.</p>")
+    failed = [r for r in data.runs if r["status"] == FAILED]
+    if failed:
+        h.append("<h2>Failed runs</h2>")
+        h.append(_html_table(["run", *data.axis_names, "seed", "error"],
+                             [[r["id"], *(r["cell"].get(a) for a in data.axis_names), r["cell"].get("seed"),
+                               r["error"] or ""] for r in failed], 99))
+        h.append("<p class='muted'>The traceback is in <code>runs/&lt;run&gt;/error.txt</code>; "
+                 "<code>labelrep study FILE --retry-failed</code> runs them again.</p>")
     for title, name, caption, png, numbers in figures:
         h.append(f"<h2>{html.escape(title)}</h2><figure><img alt='{html.escape(title)}' "
                  f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
@@ -747,14 +758,6 @@ def render(data: StudyData, table: SummaryTable, figures, files: list[str]) -> t
                      f"src='data:image/png;base64,{base64.b64encode(im['png']).decode()}'>"
                      f"<figcaption>{html.escape(cell or im['run'])}</figcaption></figure>")
         h.append("</div>")
-    failed = [r for r in data.runs if r["status"] == FAILED]
-    if failed:
-        h.append("<h2>Failed runs</h2>")
-        h.append(_html_table(["run", *data.axis_names, "seed", "error"],
-                             [[r["id"], *(r["cell"].get(a) for a in data.axis_names), r["cell"].get("seed"),
-                               r["error"] or ""] for r in failed], 99))
-        h.append("<p class='muted'>The traceback is in <code>runs/&lt;run&gt;/error.txt</code>; "
-                 "<code>labelrep study FILE --retry-failed</code> runs them again.</p>")
     h.append(f"<h2>Runs</h2><details><summary>{len(data.runs)} runs: cell, status, size and time of each "
              "(click to open)</summary>")
     run_rows = [[r["id"], *(r["cell"].get(a) for a in data.axis_names), r["cell"].get("seed"), r["status"],
