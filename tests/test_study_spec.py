@@ -75,6 +75,7 @@ def test_exclude_and_where():
     ({"exclude": [{"label": "nope"}]}, "not a value of that axis"),
     ({"grid": {}}, "unknown study key(s) grid"),
     ({"base": {"train": {"checkpoint": False}}}, "needs checkpoints"),
+    ({"threads": 0}, "'threads' must be a positive integer"),
 ])
 def test_mistakes_are_one_clear_user_error(change, message):
     with pytest.raises(UserError, match=None) as err:

@@ -17,8 +17,8 @@ def register(sub) -> None:
     p.add_argument("file", help="study file (YAML: base, axes, seeds, evaluations); see configs/")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
-    p.add_argument("--threads", type=int, help="torch CPU threads per run (default: all cores, or cores / jobs; "
-                                              "1 is fastest for small models on a busy machine)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per run (default: the study file's 'threads', "
+                                              "else all cores, or cores / jobs; 1 suits small models)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their cost; run nothing")
     p.add_argument("--no-measure", action="store_true",
@@ -107,7 +107,8 @@ def run_study_command(args) -> int:
     print(f"study {study.name}: {total} runs -> {out}", flush=True)
     try:
         outcome = run_study(study, out, jobs=args.jobs, retry_failed=args.retry_failed, on_event=on_event,
-                            hooks_factory=lambda run: ProgressHooks(args.quiet), threads=args.threads)
+                            hooks_factory=lambda run: ProgressHooks(args.quiet),
+                            threads=args.threads or study.threads)
     except KeyboardInterrupt:
         print("labelrep: interrupted; run the same command again to continue (finished runs are kept, "
               "the cut-off run resumes from its last finished epoch)", file=sys.stderr)

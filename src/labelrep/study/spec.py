@@ -11,6 +11,7 @@ axes:
     smoothed: {label: {name: smoothed, options: {alpha: 0.1}}}
   data.fraction: [0.1, 0.5, 1.0] # a config key -> its values
 seeds: [0, 1]                    # or a count: 3 means 0, 1, 2
+threads: 1                       # optional: torch CPU threads per run (--threads overrides)
 exclude:                         # optional: cells to leave out (axis -> value or list of values)
   - {label: smoothed, data.fraction: 0.1}
 evaluations:                     # by registry name (labelrep.evaluate.EVALUATIONS), optionally with options
@@ -40,7 +41,7 @@ from typing import Any
 from .. import config as config_mod
 from ..errors import UserError
 
-TOP_KEYS = ("name", "description", "base", "axes", "seeds", "exclude", "evaluations")
+TOP_KEYS = ("name", "description", "base", "axes", "seeds", "exclude", "evaluations", "threads")
 # Keys that say where the data lives, not what the run computes: left out of a run's identity.
 LOCATION_KEYS = (("data", "data_dir"), ("data", "download"))
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -90,6 +91,7 @@ class Study:
     evaluations: list[Evaluation]
     runs: list[RunSpec]
     source: dict            # the file's content, as read
+    threads: int | None = None  # torch threads per run (how to run, not what: not in a run's identity)
 
     @property
     def axis_names(self) -> list[str]:
@@ -321,7 +323,10 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
             runs.append(spec)
     if not runs:
         raise UserError("the study has no runs left after 'exclude'")
-    return Study(name, str(data.get("description") or ""), base, axes, seeds, evaluations, runs, data)
+    threads = data.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"'threads' must be a positive integer, got {threads!r}")
+    return Study(name, str(data.get("description") or ""), base, axes, seeds, evaluations, runs, data, threads)
 
 
 def load_study(path: str | Path) -> Study:
