@@ -144,6 +144,9 @@ def plot_efficiency(rows: Sequence[dict], path: str | Path, group: str = "label"
         ax.errorbar([100 * s["fraction"] for s in mine], [s["mean"] for s in mine], yerr=[s["std"] for s in mine],
                     marker="o", ms=3, capsize=3, label=str(g))
     ax.set_xscale("log")
+    ticks = sorted({100 * s["fraction"] for s in stats})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_xlabel("training data (% of the training set)")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
