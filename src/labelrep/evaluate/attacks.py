@@ -57,6 +57,9 @@ class ScoresModel(nn.Module):
         super().__init__()
         self.model = model
         self.label_space = label_space
+        # A new module starts in training mode; take the wrapped model's, or a library that
+        # restores "the mode it found" (torchattacks) would switch batch norm to batch statistics.
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.label_space.scores(self.model(x)).float()

@@ -177,6 +177,9 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
                     "eval_model": eval_model.state_dict() if ema is not None else None})
         hooks.on_epoch(record)
 
+    # Hand back a model ready for evaluation: batch norm on running statistics, no state updates.
+    model.eval()
+    eval_model.eval()
     summary = summarize(parts, history, best, time.perf_counter() - started)
     if out_dir is not None:
         atomic_write_json(out_dir / "summary.json", summary)
