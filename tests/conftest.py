@@ -5,6 +5,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR_TAR = SHARED_DATA / "cifar10-jpeg.tar.xz"
@@ -38,3 +39,12 @@ def cifar_tiny(shared_data, tmp_path_factory) -> Path:
     if not CIFAR_TAR.is_file():
         pytest.skip(f"needs {CIFAR_TAR}")
     return _extract_cifar_subset(tmp_path_factory.mktemp("cifar"), 50, 20)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: tiny runs gain nothing from two, and lose a lot when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,7 +8,6 @@ import math
 import re
 
 import pytest
-import torch
 import yaml
 
 from labelrep.cli import main
@@ -18,13 +17,7 @@ BASE = {"data": {"dataset": "digits"}, "model": {"name": "fastnet", "options": {
         "optim": {"batch_size": 64}, "train": {"device": "cpu", "epochs": 2}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: tiny runs gain nothing from two, and lose a lot when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
