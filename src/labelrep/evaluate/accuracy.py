@@ -5,15 +5,14 @@ import torch
 from torch import nn
 
 from ..data.loader import DeviceLoader
+from ..models.modes import eval_mode
 
 
 @torch.no_grad()
 def predict_scores(model: nn.Module, label_space, loader: DeviceLoader) -> torch.Tensor:
     """``[N, C]`` scores of every image the loader yields, in its order."""
-    was_training = model.training
-    model.eval()
-    out = [label_space.scores(model(x)).float() for x, _, _ in loader]
-    model.train(was_training)
+    with eval_mode(model):
+        out = [label_space.scores(model(x)).float() for x, _, _ in loader]
     return torch.cat(out)
 
 

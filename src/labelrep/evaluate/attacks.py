@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..models.modes import eval_mode
 from ..registry import Registry
 
 ATTACKS: Registry = Registry("attack")
@@ -45,6 +46,7 @@ class PixelModel(nn.Module):
         super().__init__()
         self.model = model
         self.normalize = normalize
+        self.train(model.training)  # a new module starts in training mode; take the wrapped one's
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         return self.model(self.normalize.unit(x01))
@@ -124,13 +126,8 @@ class Attack:
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if images.dtype == torch.uint8:
             raise UserError("attacks take float images in [0, 1]; divide uint8 images by 255 first")
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.enable_grad():
-                adv = self.perturb(model, images.detach().float(), labels)
-        finally:
-            model.train(was_training)
+        with eval_mode(model), torch.enable_grad():
+            adv = self.perturb(model, images.detach().float(), labels)
         return adv.detach()
 
     def perturb(self, model, images, labels) -> torch.Tensor:

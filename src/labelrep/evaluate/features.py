@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..models.modes import eval_mode
 from .registry import EVALUATIONS
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 1.0)
@@ -40,15 +41,11 @@ def fixed_images(labels: np.ndarray, count: int | None, seed: int = 0) -> np.nda
 @torch.no_grad()
 def extract_features(model, normalize, images: np.ndarray, device, batch_size: int = 500) -> np.ndarray:
     """``model.features`` of uint8 images, in eval mode (the model's mode is given back)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = []
         for i in range(0, len(images), batch_size):
             x = torch.as_tensor(images[i:i + batch_size]).to(device)
             out.append(model.features(normalize(x)).float().flatten(1).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out).numpy()
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..models.modes import eval_mode
 from .attacks import ATTACKS, PixelModel, ScoresModel, create_attack, eps_to_255, margin, paper_eps
 from .registry import EVALUATIONS
 
@@ -124,10 +125,8 @@ def robust_accuracy(model, label_space, normalize, images: torch.Tensor, labels:
     x01 = (images.float() / 255.0 if images.dtype == torch.uint8 else images.float()).to(device)
     labels = labels.to(device)
     pixel = PixelModel(model, normalize)
-    was_training = model.training
-    model.eval()
     predict = predictor(label_space)
-    try:
+    with eval_mode(model):
         correct = predict_pixels(pixel, predict, x01, batch_size) == labels
         n = len(labels)
         base = {"metric": "adversarial_accuracy", "images": n}
@@ -160,8 +159,6 @@ def robust_accuracy(model, label_space, normalize, images: torch.Tensor, labels:
                                  "attack": f"autoattack-{autoattack}", "loss": "ce+dlr", **where})
                 rows.append({**base, "value": worst.float().mean().item(), "protocol": p, "attack": "worst",
                              "loss": "any", **where})
-    finally:
-        model.train(was_training)
     return rows
 
 

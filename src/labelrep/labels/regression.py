@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..models.modes import eval_mode
 from .base import LabelSpace
 from .heads import OutputAffine, regression_head
 
@@ -114,10 +115,8 @@ class RegressionLabelSpace(LabelSpace):
 @torch.no_grad()
 def threshold_accuracy(model: nn.Module, space: RegressionLabelSpace, loader) -> float:
     """Fraction of images whose Huber loss to their own label is below the space's threshold."""
-    was_training = model.training
-    model.eval()
-    hits = torch.cat([space.threshold_correct(model(x), y) for x, y, _ in loader])
-    model.train(was_training)
+    with eval_mode(model):
+        hits = torch.cat([space.threshold_correct(model(x), y) for x, y, _ in loader])
     return hits.float().mean().item()
 
 
