@@ -125,6 +125,18 @@ def test_run_folder_contents_and_weights_only_checkpoint(tmp_path):
     assert _numbers(again.history) == _numbers(result.history)
 
 
+def test_eval_every_tests_on_its_epochs_and_the_last_and_changes_no_training_number():
+    every = labelrep.train(tiny(train={"epochs": 5}, data={"val_size": 100})).history
+    thinned = labelrep.train(tiny(train={"epochs": 5, "eval_every": 2}, data={"val_size": 100}))
+    assert [r["epoch"] for r in thinned.history if "test_accuracy" in r] == [2, 4, 5]
+    assert [r["epoch"] for r in thinned.history if "val_accuracy" in r] == [2, 4, 5]
+    assert [r["train_loss"] for r in thinned.history] == [r["train_loss"] for r in every]
+    assert thinned.summary["test_accuracy"] == every[-1]["test_accuracy"]
+    assert thinned.summary["best_epoch"] in (2, 4, 5)
+    with pytest.raises(UserError, match="eval_every"):
+        labelrep.train(tiny(train={"eval_every": 0}))
+
+
 def test_nan_loss_stops_with_epoch_and_step():
     with pytest.raises(NonFiniteLossError) as info:
         labelrep.train(tiny(optim={"lr": 1e30, "momentum": 0.0}))

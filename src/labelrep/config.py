@@ -49,6 +49,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "amp": "auto",            # bfloat16 autocast: auto (on CUDA) | true | false
         "compile": "auto",        # torch.compile: auto (on CUDA) | true | false
         "eval_batch_size": 1024,
+        "eval_every": 1,          # test (and validation) accuracy every N epochs; the last epoch always
         "checkpoint": True,
     },
     # Mixing of images and targets (BC, BC+, mixup...): a registered mixer name, or None.

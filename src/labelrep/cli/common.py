@@ -45,8 +45,10 @@ class ProgressHooks(Hooks):
 
     def on_epoch(self, record):
         if self.bar is not None:
-            self.bar.set_postfix(epoch=record["epoch"], loss=f"{record['train_loss']:.3f}",
-                                 test=f"{record['test_accuracy']:.3f}")
+            shown = {"epoch": record["epoch"], "loss": f"{record['train_loss']:.3f}"}
+            if "test_accuracy" in record:
+                shown["test"] = f"{record['test_accuracy']:.3f}"
+            self.bar.set_postfix(**shown)
 
     def on_end(self, summary):
         if self.bar is not None:

@@ -13,6 +13,7 @@ FLAGS = {
     "dataset": "data.dataset", "data_dir": "data.data_dir", "fraction": "data.fraction", "download": "data.download",
     "label": "label.name", "model": "model.name", "epochs": "train.epochs", "seed": "train.seed",
     "device": "train.device", "lr": "optim.lr", "batch_size": "optim.batch_size",
+    "eval_every": "train.eval_every",
 }
 
 
@@ -30,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help="epochs (default 15)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--eval-every", type=int, help="test accuracy every N epochs (default 1; the last epoch always)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda[:N]")
     p.add_argument("--out", help="run folder (default runs/<dataset>-<label>-<model>-<time>)")
