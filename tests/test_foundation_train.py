@@ -105,6 +105,40 @@ def test_resume_reaches_the_same_final_numbers(tmp_path):
     assert resumed.summary["test_accuracy"] == full.summary["test_accuracy"]
 
 
+class DropoutNet(torch.nn.Module):
+    """A small real encoder whose training draws from torch's global generator (dropout)."""
+
+    num_features = 16
+
+    def __init__(self, in_chans: int = 3, image_size: int = 8):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(in_chans, 16, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Dropout(0.5))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.fixture
+def dropout_encoder(monkeypatch):
+    from labelrep.models import ENCODERS
+
+    monkeypatch.setitem(ENCODERS._factories, "test_dropout", DropoutNet)
+    monkeypatch.setitem(ENCODERS._descriptions, "test_dropout", "dropout test encoder")
+    return "test_dropout"
+
+
+def test_dropout_runs_resume_with_the_same_draws(tmp_path, dropout_encoder):
+    cfg = tiny(model={"name": dropout_encoder, "options": {}}, train={"epochs": 3}, optim={"lr": 0.1})
+    full = labelrep.train(cfg, out=tmp_path / "full")
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        labelrep.train(cfg, out=cut, hooks=StopAfterFirstEpoch())
+    torch.rand(1000)  # whatever else the process draws in between must not matter
+    resumed = labelrep.train(cfg, out=cut, resume=True)
+    assert _numbers(resumed.history) == _numbers(full.history)
+
+
 def test_run_folder_contents_and_weights_only_checkpoint(tmp_path):
     out = tmp_path / "run"
     result = labelrep.train(tiny(data={"val_size": 100}), out=out)
@@ -135,6 +169,16 @@ def test_eval_every_tests_on_its_epochs_and_the_last_and_changes_no_training_num
     assert thinned.summary["best_epoch"] in (2, 4, 5)
     with pytest.raises(UserError, match="eval_every"):
         labelrep.train(tiny(train={"eval_every": 0}))
+
+
+def test_a_train_result_goes_where_a_loaded_run_goes(tmp_path):
+    from labelrep.evaluate.registry import EVALUATIONS
+
+    result = labelrep.train(tiny(train={"epochs": 2, "ema": 0.5}), out=tmp_path / "run")
+    assert result.model is not result.parts.model  # the EMA copy is what the run tested
+    rows = EVALUATIONS.get("accuracy")(result)
+    assert rows[0]["value"] == result.summary["test_accuracy"]
+    assert rows == EVALUATIONS.get("accuracy")(labelrep.load_run(tmp_path / "run"))
 
 
 def test_nan_loss_stops_with_epoch_and_step():

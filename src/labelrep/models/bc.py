@@ -8,7 +8,8 @@
   "Shake-Shake-Image" variant of the CIFAR-10 results (a forward and a backward coefficient per
   image): 3 stages of 4 blocks with two residual branches (ReLU-conv-BN-ReLU-conv-BN) each.
 
-Dropout and the shake coefficients draw from torch's global generator, which the run seeds.
+Dropout and the shake coefficients draw from torch's global generator, which the loop seeds every
+epoch, so an interrupted run resumes with the same draws.
 """
 from __future__ import annotations
 

@@ -34,10 +34,18 @@ class Hooks:
 
 @dataclass
 class RunResult:
+    """What ``train`` hands back; ``model`` is the network the run tested (the EMA copy with ``train.ema``),
+    so a result goes wherever a loaded run does (``EVALUATIONS``, ``robust_accuracy``...)."""
+
     summary: dict
     history: list[dict]
     parts: RunParts
     out_dir: Path | None
+    model: torch.nn.Module
+
+    @property
+    def label_space(self):
+        return self.parts.label_space
 
 
 def _flag(value, device: torch.device) -> bool:
@@ -125,6 +133,9 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
         epoch_start = time.perf_counter()
         # Re-seeding per epoch makes a resumed run draw exactly what an uninterrupted one draws.
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        # Dropout and Shake-Shake draw from the global generator: seed it per epoch too (offset so its
+        # stream differs from the data order's).
+        torch.manual_seed(seed * 1_000_003 + epoch + 2**31)
         train_loader.set_generator(generator)
         if mixer is not None:
             mixer.set_generator(generator)
@@ -190,7 +201,7 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
     if out_dir is not None:
         atomic_write_json(out_dir / "summary.json", summary)
     hooks.on_end(summary)
-    return RunResult(summary, history, parts, out_dir)
+    return RunResult(summary, history, parts, out_dir, eval_model)
 
 
 def _check_finite(losses: torch.Tensor, epoch: int) -> None:
