@@ -1,6 +1,8 @@
 """Speech labels: the mel pipeline on WAVs made here, the voices, shuffling, the paper's recordings."""
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -8,8 +10,8 @@ import pytest
 
 from labelrep.errors import UserError
 from labelrep.labels import create_label_space
-from labelrep.labels.speech import (PAPER_CIFAR10_FILES, file_sha256, load_audio, mel_label, paper_speech_files,
-                                    shuffle_columns, spoken_name)
+from labelrep.labels.speech import (PAPER_CIFAR10_FILES, espeak_audio, file_sha256, load_audio, mel_label,
+                                    paper_speech_files, shuffle_columns, spoken_name)
 
 SR = 22050
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -92,6 +94,18 @@ def test_espeak_voice_offline_repeatable_and_distinct(tmp_path):
     assert t.min() >= -80 and t.max() <= 0
     d = np.abs(t[:, None] - t[None]).mean(axis=(2, 3))
     assert d[~np.eye(10, dtype=bool)].min() > 1.0  # every digit sounds different
+
+
+def test_a_speech_label_does_not_depend_on_the_number_of_threads(tmp_path):
+    # In float32 the mel filter product rounded differently under OMP_NUM_THREADS=1 and 2, so a table
+    # built on another machine differed in the last bits; the whole pipeline now runs in float64.
+    y, sr = espeak_audio("airplane")
+    np.save(tmp_path / "y.npy", y)
+    code = ("import sys, hashlib, numpy as np; from labelrep.labels.speech import mel_label; "
+            f"print(hashlib.sha256(mel_label(np.load(sys.argv[1]), {sr}, 64).tobytes()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code, str(tmp_path / "y.npy")], capture_output=True, text=True,
+                              check=True, env={**os.environ, "OMP_NUM_THREADS": n}).stdout for n in ("1", "2")}
+    assert len(digests) == 1
 
 
 def test_missing_optional_package_says_what_to_install(monkeypatch, tmp_path):

@@ -131,7 +131,9 @@ def mel_label(y: np.ndarray, sr: int, size: int, n_mels: int = 64, hop_length: i
     import torch.nn.functional as F
 
     librosa = _librosa()
-    y = np.asarray(y, dtype=np.float32)
+    # float64 throughout: in float32 the mel filter product (BLAS) and the resize round differently
+    # with the number of threads, and a label table must not depend on the machine that built it.
+    y = np.asarray(y, dtype=np.float64)
     if sr != SAMPLE_RATE:  # what librosa.load(sr=22050) would have done
         y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
     y, _ = librosa.effects.trim(y)
@@ -139,9 +141,9 @@ def mel_label(y: np.ndarray, sr: int, size: int, n_mels: int = 64, hop_length: i
         raise UserError("an utterance is silent; check the recording or the text")
     mel = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_mels=n_mels, hop_length=hop_length, fmax=fmax)
     db = librosa.power_to_db(mel, ref=np.max)
-    img = torch.from_numpy(db.astype(np.float32))[None, None]
+    img = torch.from_numpy(db.astype(np.float64))[None, None]
     out = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0, 0]
-    return out.clamp(-80.0, 0.0).numpy()
+    return out.clamp(-80.0, 0.0).float().numpy()
 
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
