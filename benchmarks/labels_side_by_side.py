@@ -10,6 +10,9 @@ which ``--fraction`` is used (class-balanced, as ``labelrep train --fraction``).
 
     OMP_NUM_THREADS=1 python benchmarks/labels_side_by_side.py --data-dir /root/data/cifar10 \
         --epochs 15 --out /tmp/labels-e15
+    # a variant, e.g. label scaling, in its own folders (a tag starting with "-" needs the "=")
+    OMP_NUM_THREADS=1 python benchmarks/labels_side_by_side.py --labels speech,random --epochs 15 \
+        --label-set scale=0.0125 --tag=-scale0.0125 --out /tmp/labels-e15
 """
 from __future__ import annotations
 
