@@ -173,10 +173,9 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
         }
         record["train_seconds"] = time.perf_counter() - epoch_start
         # Testing a whole split can cost as much as the epoch itself; eval_every thins it out.
-        evaluate = epoch % eval_every == 0 or epoch == epochs
-        if evaluate and val_loader is not None:
-            record["val_accuracy"] = accuracy(eval_model, space, val_loader)
-        if evaluate:
+        if epoch % eval_every == 0 or epoch == epochs:
+            if val_loader is not None:
+                record["val_accuracy"] = accuracy(eval_model, space, val_loader)
             record["test_accuracy"] = accuracy(eval_model, space, test_loader)
         record["seconds"] = time.perf_counter() - epoch_start
         history.append(record)
