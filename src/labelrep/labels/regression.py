@@ -14,7 +14,10 @@ lowdim, bert, glove, custom):
   label is below ``threshold`` (3.5, in table units).
 
 ``scale`` multiplies the generated table (label scaling, e.g. 1/80 maps [0, 80] to [0, 1]); the
-table, loss, scores and an export all see the scaled values. ``threshold`` is not rescaled.
+table, loss, scores and an export all see the scaled values. ``threshold`` and ``delta`` are not
+rescaled, so scaling changes the loss regime: at 1/80 errors fall below ``delta`` and the Huber loss is a
+small MSE with 80x smaller gradients (on 10 % of CIFAR-10 this collapsed training to chance); a scale
+that brings small labels up to the [0, 80] range (GloVe: 20) helped.
 """
 from __future__ import annotations
 
