@@ -108,7 +108,8 @@ def main(argv=None) -> int:
             atomic_write_json(run_dir / "summary.json", summary)
         row = {"label": name + args.tag, "epochs": summary["epochs"], "train_images": summary["train_images"],
                "test_images": summary["test_images"], "test_accuracy": round(summary["test_accuracy"], 4),
-               "threshold_accuracy": round(summary.get("threshold_accuracy", float("nan")), 4),
+               "threshold_accuracy": (round(summary["threshold_accuracy"], 4) if "threshold_accuracy" in summary
+                                      else None),  # categorical has no threshold rule
                "train_seconds": round(summary["train_seconds"], 1)}
         print(json.dumps(row), flush=True)
     return 0

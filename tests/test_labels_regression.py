@@ -112,6 +112,23 @@ def test_scale_changes_the_table_training_uses_and_head_norm_keeps_table_units()
     assert abs(out.mean().item() - normed.table.mean().item()) < 10  # starts near the labels, not near 0
 
 
+def test_standardize_z_scores_the_table_and_keeps_nearest_label_decisions():
+    raw = create_label_space("composite", CIFAR10, context=CTX)
+    z = create_label_space("composite", CIFAR10, context=CTX, standardize=True)
+    assert abs(z.table.mean().item()) < 1e-5 and abs(z.table.std(unbiased=False).item() - 1) < 1e-5
+    mean, std = raw.table.mean(), raw.table.std(unbiased=False)
+    assert torch.allclose(z.table, (raw.table - mean) / std, atol=1e-5)
+    # the same outputs, mapped by the same affine map, are decoded to the same class
+    noise = torch.randn(3, *raw.shape, generator=torch.Generator().manual_seed(0))
+    outputs = raw.table[torch.tensor([3, 7, 1])] + 15 * noise
+    assert torch.equal(raw.predict(outputs), z.predict((outputs - mean) / std))
+    assert z.describe()["standardize"] is True
+    with pytest.raises(UserError, match="either scale or standardize"):
+        create_label_space("composite", CIFAR10, context=CTX, standardize=True, scale=0.5)
+    with pytest.raises(UserError, match="all equal"):
+        create_label_space("constant", ["only"], context=CTX, standardize=True)
+
+
 def test_bad_options_are_user_errors():
     with pytest.raises(UserError, match="distance"):
         create_label_space("random", CIFAR10, distance="l3")
