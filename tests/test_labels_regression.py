@@ -125,6 +125,8 @@ def test_standardize_z_scores_the_table_and_keeps_nearest_label_decisions():
     assert z.describe()["standardize"] is True
     with pytest.raises(UserError, match="either scale or standardize"):
         create_label_space("composite", CIFAR10, context=CTX, standardize=True, scale=0.5)
+    with pytest.raises(UserError, match="true or false"):
+        create_label_space("composite", CIFAR10, context=CTX, standardize="maybe")
     with pytest.raises(UserError, match="all equal"):
         create_label_space("constant", ["only"], context=CTX, standardize=True)
 

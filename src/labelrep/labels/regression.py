@@ -57,6 +57,9 @@ class RegressionLabelSpace(LabelSpace):
             raise UserError(f"label scale must be positive, got {scale}")
         if not delta > 0:
             raise UserError(f"Huber delta must be positive, got {delta}")
+        for flag, value in (("standardize", standardize), ("head_norm", head_norm)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise UserError(f"label option {flag} is true or false, not {value!r}")
         if standardize and scale != 1:
             raise UserError("give either scale or standardize, not both (a z-score undoes any scale)")
         table = torch.as_tensor(np.asarray(table, dtype=np.float32)) * float(scale)
