@@ -9,7 +9,8 @@ lowdim, bert, glove, custom):
   ``head_norm`` the head ends in a fixed ``* std + mean`` of the table, so its layers start in
   standardised units but its output is still in table units. The loss stays in table units too, so
   the gradients reaching the layers grow by the table's std (23 for [0, 80] uniform labels): on 10 %
-  of CIFAR-10 this helped speech and bert and collapsed lowdim to chance;
+  of CIFAR-10 this helped bert, made speech unstable and collapsed lowdim to chance
+  (benchmarks/results/labels_side_by_side.md);
 - ``loss``: Huber (smooth L1), ``delta`` 1, mean over elements, in table units;
 - ``scores``: minus the distance from the output to every class's row (``l2`` default as in the
   paper; ``l1``, ``huber``, or ``cosine`` similarity), so accuracy is the nearest label;
