@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from labelrep.evaluate.accuracy import accuracy
+from labelrep.files import atomic_write_text
 from labelrep.train import train
 
 METHODS = {
@@ -90,9 +90,7 @@ def main() -> None:
             start = time.time()
             row = {**run_one(args, method, seed), **key, "threads": torch.get_num_threads()}
             rows.append(row)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rows, indent=1))
-            os.replace(tmp, path)
+            atomic_write_text(path, json.dumps(rows, indent=1))
             print(f"{method:10s} seed {seed}: test accuracy {row['test_accuracy']:.4f}"
                   + (f" (uncentred {row['test_accuracy_uncentred']:.4f})" if "test_accuracy_uncentred" in row else "")
                   + f", finite {row['all_finite']}, {time.time() - start:.0f} s", flush=True)

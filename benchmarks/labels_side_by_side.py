@@ -34,6 +34,8 @@ ALL = ["categorical", "speech", "shuffled", "composite", "random", "constant", "
 
 def subset_folder(data_dir: Path, work: Path, test_per_class: int) -> Path:
     """An image folder: train -> the full training folder, test -> the first N test images a class."""
+    from labelrep.files import atomic_write_text
+
     root = work / f"cifar10-test{test_per_class}"
     if (root / "test_order.txt").is_file():
         return root
@@ -52,8 +54,7 @@ def subset_folder(data_dir: Path, work: Path, test_per_class: int) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             if not dest.exists():
                 dest.symlink_to((data_dir / line).resolve())
-    (root / "test_order.txt.tmp").write_text("\n".join(keep) + "\n")
-    os.replace(root / "test_order.txt.tmp", root / "test_order.txt")
+    atomic_write_text(root / "test_order.txt", "\n".join(keep) + "\n")
     return root
 
 
@@ -68,7 +69,7 @@ def run_one(name: str, seed: int, args, data_dir: Path, extra: dict, label_extra
     from labelrep import config as config_mod
     from labelrep.labels.regression import threshold_accuracy
     from labelrep.train import train
-    from labelrep.train.checkpoint import atomic_write_json
+    from labelrep.files import atomic_write_json
 
     if (run_dir / "summary.json").is_file():
         return json.loads((run_dir / "summary.json").read_text())

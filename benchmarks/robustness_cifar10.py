@@ -232,7 +232,7 @@ def efficiency_stage(args, label: str, rows_file: Path) -> None:
 def report(args, rows_file: Path) -> str:
     rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
     out = Path(args.out)
-    lines = [f"# Label spaces on CIFAR-10 (JPEG copy): robustness and data efficiency\n",
+    lines = ["# Label spaces on CIFAR-10 (JPEG copy): robustness and data efficiency\n",
              f"command: {' '.join(sys.argv)}\n"]
     adv = [r for r in rows if r["metric"] == "adversarial_accuracy" and r["protocol"] in ("paper", "strong")]
     if adv:

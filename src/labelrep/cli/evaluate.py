@@ -91,7 +91,7 @@ def _train_args(p, with_data_dir: bool = True, sweep: bool = False) -> None:
 
 
 def _write(path: Path, rows) -> None:
-    from ..train.checkpoint import atomic_write_json
+    from ..files import atomic_write_json
 
     atomic_write_json(path, rows)
 

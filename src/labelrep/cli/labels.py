@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import inspect
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import atomic_path
 from .common import print_listing, table
 
 DIGITS = [str(i) for i in range(10)]
@@ -109,14 +108,8 @@ def _atomic(output: str, write) -> Path:
     out = Path(output)
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         write(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 

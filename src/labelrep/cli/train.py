@@ -79,7 +79,7 @@ def run_train(args) -> int:
 def run_eval(args) -> int:
     from ..evaluate.accuracy import accuracy
     from ..run import load_run
-    from ..train.checkpoint import atomic_write_json
+    from ..files import atomic_write_json
 
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     acc = accuracy(run.model, run.label_space, run.parts.loader(run.parts.data.test))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..files import atomic_path
 from ..registry import Registry
 from .download import fetch
 
@@ -282,9 +283,8 @@ def _load_split(root: Path, split: str, classes: list[str], files: list[str], si
         size = _decode(root / files[0], None).shape[1]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         images = np.stack(list(pool.map(lambda rel: _decode(root / rel, size), files, chunksize=256)))
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, images=images, labels=labels)
-    os.replace(tmp, cache)
+    with atomic_path(cache) as tmp:  # parallel runs may decode the same folder: unique temporary names
+        np.savez(tmp, images=images, labels=labels)
     return Split(images, labels)
 
 

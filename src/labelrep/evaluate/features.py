@@ -9,7 +9,6 @@ them to ``features.npz`` in the run folder. From the snapshots: numbers that nee
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..files import atomic_path
 from ..models.modes import eval_mode
 from .registry import EVALUATIONS
 
@@ -106,10 +106,10 @@ class FeatureSnapshots:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         fr = sorted(self.features)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez_compressed(tmp, fractions=np.array(fr), steps=np.array([self.steps[f] for f in fr]),
-                            features=np.stack([self.features[f] for f in fr]), labels=self.labels, index=self.index)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, fractions=np.array(fr), steps=np.array([self.steps[f] for f in fr]),
+                                features=np.stack([self.features[f] for f in fr]), labels=self.labels,
+                                index=self.index)
         return path
 
 
@@ -166,7 +166,7 @@ def plot_tsne(rows: Mapping[str, tuple[Mapping[float, np.ndarray], np.ndarray]],
             ax.set_xticks([]), ax.set_yticks([])
             if f in snaps:
                 xy = tsne(snaps[f], seed)
-                sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, vmin=0, vmax=9)
+                ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, vmin=0, vmax=9)
             if r == 0:
                 ax.set_title(f"{100 * f:g} % of training", fontsize=9)
             if c == 0:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import atomic_write_bytes
 
 
 def pyplot():
@@ -27,7 +27,5 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi)
     plt.close(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
     return path

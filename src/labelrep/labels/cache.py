@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..files import atomic_path
+
 # Bump when a generator changes what it produces, so old tables are not reused.
-CACHE_VERSION = 1
+# 2: the speech mel pipeline runs in float64 (float32 tables varied with the thread count).
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -47,10 +49,8 @@ def cached_table(kind: str, params: dict, build: Callable[[], np.ndarray],
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, table)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                np.save(tmp, table)
         except OSError:  # an unwritable cache only costs time, never the result
             pass
     return table

@@ -18,11 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from .layers import conv_stack
 from .registry import ENCODERS
-
-
-def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
 class ConvNet11(nn.Module):
@@ -30,17 +27,11 @@ class ConvNet11(nn.Module):
 
     def __init__(self, in_chans: int = 3, image_size: int = 32, dropout: float = 0.5):
         super().__init__()
-        layers: list[nn.Module] = []
-        ch = in_chans
-        for group in ((64, 64), (128, 128), (256, 256, 256, 256)):
-            for width in group:
-                layers += _conv_bn_relu(ch, width)
-                ch = width
-            layers.append(nn.MaxPool2d(2))
-        self.features = nn.Sequential(*layers)
         side = image_size // 8
         if side < 1:
             raise UserError(f"convnet11 pools three times and needs images of at least 8 pixels, got {image_size}")
+        self.features, ch = conv_stack([64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M"], in_chans, image_size,
+                                       lambda: nn.ReLU(inplace=True))
         self.fc = nn.Sequential(
             nn.Linear(ch * side * side, 1024), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(1024, 1024), nn.ReLU(inplace=True), nn.Dropout(dropout))

@@ -4,27 +4,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import conv_stack
 from .registry import ENCODERS
-
-
-def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU()]
 
 
 class FastNet(nn.Module):
     def __init__(self, in_chans: int = 3, widths: tuple[int, ...] = (32, 64, 128), image_size: int = 32):
         super().__init__()
-        layers: list[nn.Module] = _conv_bn(in_chans, widths[0])
-        ch, size = widths[0], image_size
-        for w in widths:
-            layers += _conv_bn(ch, w)
-            if size >= 2:  # keep at least a 1x1 map on tiny inputs
-                layers.append(nn.MaxPool2d(2))
-                size //= 2
-            layers += _conv_bn(w, w)
-            ch = w
-        self.features = nn.Sequential(*layers)
-        self.num_features = ch
+        # a stem, then per width: conv, pool, conv
+        config = [widths[0], *(v for w in widths for v in (w, "M", w))]
+        self.features, self.num_features = conv_stack(config, in_chans, image_size, nn.GELU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)

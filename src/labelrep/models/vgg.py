@@ -1,11 +1,10 @@
 """VGG with batch norm for small images (CIFAR-style: 3x3 convs, one small classifier-free output)."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from .layers import conv_stack
 from .registry import ENCODERS
 
 CONFIGS = {
@@ -18,20 +17,8 @@ CONFIGS = {
 class VGG(nn.Module):
     def __init__(self, depth: int = 19, in_chans: int = 3, image_size: int = 32):
         super().__init__()
-        # Pool only while the map is larger than 1x1, so 8x8 digits and 28x28 MNIST work too.
-        pools_left = int(math.log2(max(image_size, 1)))
-        layers: list[nn.Module] = []
-        ch = in_chans
-        for v in CONFIGS[depth]:
-            if v == "M":
-                if pools_left > 0:
-                    layers.append(nn.MaxPool2d(2))
-                    pools_left -= 1
-            else:
-                layers += [nn.Conv2d(ch, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-                ch = v
-        self.features = nn.Sequential(*layers)
-        self.num_features = ch
+        self.features, self.num_features = conv_stack(CONFIGS[depth], in_chans, image_size,
+                                                      lambda: nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)

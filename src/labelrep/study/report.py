@@ -24,12 +24,11 @@ import html
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..train.checkpoint import atomic_write_text
+from ..files import atomic_path, atomic_write_bytes, atomic_write_text
 from .runner import DONE, EVAL_DIR, FAILED, LABELS_FILE, PLAN_FILE, read_status
 
 HISTORY_METRICS = ("test_accuracy", "val_accuracy", "train_accuracy", "train_loss", "lr")
@@ -544,9 +543,7 @@ def build_figures(data: StudyData, folder: Path) -> list[tuple]:
     out = []
     for (title, name, caption), png in zip(figs.figures, drawn):
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(png)
-        os.replace(tmp, folder / name)
+        atomic_write_bytes(folder / name, png)
         out.append((title, name, caption, png, figs.tables.get(name)))
     return out
 
@@ -574,10 +571,9 @@ def write_tables(data: StudyData, table: SummaryTable) -> list[str]:
     except ImportError:
         pq = None
     if pq is not None:
-        tmp = path / ".results.parquet.tmp"
         cols = {c: [_parquet_cell(r.get(c)) for r in data.rows] for c in columns}
-        pq.write_table(pa.table(cols), tmp)
-        os.replace(tmp, path / "results.parquet")
+        with atomic_path(path / "results.parquet") as tmp:
+            pq.write_table(pa.table(cols), tmp)
         written.append("results.parquet")
     run_cols = ["id", *data.axis_names, "seed", "status", "error", "epochs", "train_images", "train_seconds",
                 "seconds", "folder"]

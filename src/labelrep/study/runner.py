@@ -20,7 +20,7 @@ from typing import Callable
 
 from .. import config as config_mod
 from ..errors import UserError
-from ..train.checkpoint import atomic_write_json, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .spec import Evaluation, RunSpec, Study
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -156,9 +156,7 @@ def describe_labels(run, run_dir: Path) -> None:
             fig.savefig(buf, format="png", dpi=90)
             plt.close(fig)
             picture.parent.mkdir(exist_ok=True)
-            tmp = picture.with_name(f".{picture.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(buf.getvalue())
-            os.replace(tmp, picture)
+            atomic_write_bytes(picture, buf.getvalue())
     atomic_write_text(run_dir / LABELS_FILE, json.dumps(stats, default=_json_safe) + "\n")
 
 

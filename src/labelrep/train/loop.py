@@ -15,7 +15,8 @@ from .. import config as config_mod
 from ..errors import NonFiniteLossError, UserError
 from ..data.mixing import create_mixer
 from ..evaluate.accuracy import accuracy
-from .checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from ..files import atomic_write_json, atomic_write_text
+from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import build_scheduler
 from .setup import RunParts, build_run
 
