@@ -24,6 +24,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "balanced": True,         # class-balanced fraction (False: a seeded uniform draw)
         "subset_seed": None,      # seed of the subset draw; None: the run's seed
         "val_size": 0,            # images held out for validation (a count, or a fraction < 1)
+        "imbalance": None,        # long-tailed training split: largest / smallest class (e.g. 50); None: off
+        "train_labels": "clean",  # CIFAR-10N label set: clean | aggre | worse | random1 | random2 | random3
+        "train_labels_file": None,  # path of CIFAR-10N's CIFAR-10_human.pt; None: found in data_dir or fetched
         "crop_padding": None,     # random-crop padding; None: the dataset's default
         "flip": None,             # random horizontal flip; None: the dataset's default
         "options": {},            # extra keyword arguments for the data source

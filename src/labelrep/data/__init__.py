@@ -1,6 +1,7 @@
 """Data: sources -> subsets -> device-resident batches."""
 from .loader import DeviceLoader, Normalize
 from .sources import DATASETS, ImageData, Split, image_folder, load_dataset
+from . import cifar10h as _cifar10h  # noqa: F401  (registers cifar10h)
 from .subsets import class_balanced_indices, random_indices, validation_split
 
 

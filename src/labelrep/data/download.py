@@ -19,7 +19,45 @@ RESOURCES: dict[str, tuple[str, str]] = {
         "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3"),
     "t10k-labels-idx1-ubyte.gz": (
         "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz", "md5:ec29112dd5afa0611ce80d1b7f02629c"),
+    # Human labels (never shipped: CC BY-NC 4.0 / CC BY-NC-SA 4.0), from the authors' repositories.
+    "CIFAR-10_human.pt": (
+        "https://raw.githubusercontent.com/UCSC-REAL/cifar-10-100n/main/data/CIFAR-10_human.pt",
+        "sha256:873e69c39cb9b5e97fb6bae2d60bb59b38a5cbc31d2b868f7903dcb2b9dd2310"),
+    "cifar10h-probs.npy": (
+        "https://raw.githubusercontent.com/jcpeterson/cifar-10h/master/data/cifar10h-probs.npy",
+        "sha256:436ae98620e00073f9d08585ac870573b588853e7af9f54eb1647408114af77d"),
 }
+
+
+def verified_file(name: str, path: str | Path) -> Path:
+    """``path`` if its checksum is the one known for ``name``; else a UserError (checked before any
+    parsing, so a foreign pickle is never opened)."""
+    import pooch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    algorithm, known = RESOURCES[name][1].split(":", 1)
+    actual = pooch.file_hash(str(path), alg=algorithm)
+    if actual != known:
+        raise UserError(f"{path} is not the published {name} ({algorithm} {actual[:12]}..., expected "
+                        f"{known[:12]}...); delete it and fetch it again")
+    return path
+
+
+def locate_or_fetch(name: str, explicit: str | Path | None, folders: list[Path], download: bool,
+                    download_dir: Path, what: str) -> Path:
+    """A checksum-verified copy of ``name``: the ``explicit`` path, else the first of ``folders`` that
+    holds it, else downloaded into ``download_dir`` when allowed; a UserError says how to get it."""
+    if explicit is not None:
+        return verified_file(name, explicit)
+    for folder in folders:
+        if (Path(folder) / name).is_file():
+            return verified_file(name, Path(folder) / name)
+    if not download:
+        raise UserError(f"{what} ({name}) not found in {', '.join(map(str, folders))}: pass --download to "
+                        f"fetch it (checked by sha256) or give its path")
+    return verified_file(name, fetch(name, download_dir))
 
 
 def fetch(name: str, directory: str | Path, extract: bool = False) -> Path:

@@ -43,6 +43,8 @@ class ImageData:
     train: Split
     test: Split
     augment: dict = field(default_factory=lambda: {"crop_padding": 4, "flip": True})
+    # further test sets of the same classes (e.g. a shifted one), by name; evaluations report them
+    extra_tests: dict[str, Split] = field(default_factory=dict)
 
     @property
     def in_chans(self) -> int:

@@ -51,3 +51,28 @@ def validation_split(labels: np.ndarray, size: int | float, seed: int) -> tuple[
     val_idx = np.sort(np.concatenate(val))
     train_idx = np.setdiff1d(np.arange(n), val_idx)
     return train_idx, val_idx
+
+
+def long_tail_counts(n_max: int, num_classes: int, imbalance: float) -> list[int]:
+    """``n_c = int(n_max * (1 / IF)^(c / (C - 1)))``: class 0 keeps ``n_max``, the last ``n_max / IF``
+    (Cui et al. 2019's CIFAR-LT; ``int`` truncates as their ``get_img_num_per_cls`` does)."""
+    imbalance = float(imbalance)
+    if not imbalance >= 1.0:
+        raise UserError(f"data.imbalance is the ratio of the largest to the smallest class and must be >= 1, "
+                        f"got {imbalance}")
+    if num_classes == 1:
+        return [int(n_max)]
+    return [int(n_max * (1.0 / imbalance) ** (c / (num_classes - 1.0))) for c in range(num_classes)]
+
+
+def long_tail_indices(labels: np.ndarray, num_classes: int, imbalance: float, seed: int) -> np.ndarray:
+    """A seeded long-tailed draw: ``long_tail_counts`` images of class c, n_max the smallest class's size
+    (so every class can supply its share); sorted."""
+    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    n_max = min(len(m) for m in members)
+    counts = long_tail_counts(n_max, num_classes, imbalance)
+    if min(counts) < 1:
+        raise UserError(f"data.imbalance={imbalance} leaves a class with no image ({n_max} images in the "
+                        "smallest class); lower it or use more data")
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.choice(m, size=k, replace=False) for m, k in zip(members, counts)]))

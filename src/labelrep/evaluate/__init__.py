@@ -2,6 +2,7 @@
 from .accuracy import accuracy, predict_scores
 from .registry import EVALUATIONS
 from . import calibration as _calibration, features as _features, robustness as _robustness  # noqa: F401  (register)
+from . import per_class as _per_class, soft_labels as _soft_labels  # noqa: F401  (register)
 
 
 def run_evaluation(name: str, run, **options) -> list[dict]:

@@ -4,52 +4,45 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
 from .base import LabelSpace
+from .losses import create_loss, kl_divergence  # noqa: F401  (kl_divergence: imported from here by callers)
 from .registry import LABEL_SPACES
 
 
-LOSSES = ("ce", "kl")
-
-
-def kl_divergence(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """KL(target || softmax(output)), summed over classes and averaged over the batch.
-
-    Stable: log-softmax (never log of a softmax that underflowed) and ``xlogy`` (0 log 0 = 0), so
-    targets with zeros and extreme logits give a finite loss and finite gradients. It differs from
-    soft-target cross-entropy by the targets' entropy only: same gradient, zero at a perfect fit.
-    """
-    target = target.float()
-    return (torch.xlogy(target, target) - target * F.log_softmax(output.float(), dim=1)).sum(dim=1).mean()
-
-
 class CategoricalLabelSpace(LabelSpace):
-    """Rows are probability-like vectors; the head emits logits; loss is soft-target cross-entropy
-    (``loss="ce"``) or the KL divergence to the target (``loss="kl"``, BC learning's loss)."""
+    """Rows are probability-like vectors; the head emits logits; the loss is one of ``labels.losses``:
+    soft-target cross-entropy (``ce``), KL (``kl``, BC learning's loss), the noise-robust ``gce`` and
+    ``sce``, or the class-balanced ``cb_softmax``, ``cb_sigmoid``, ``cb_focal`` (which need the
+    training split's class counts); ``loss_options`` go to the loss."""
 
     name = "categorical"
 
-    def __init__(self, classes: Sequence[str], table: torch.Tensor, loss: str = "ce"):
-        if loss not in LOSSES:
-            raise UserError(f"categorical loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    def __init__(self, classes: Sequence[str], table: torch.Tensor, loss: str = "ce",
+                 loss_options: dict | None = None, train_class_counts: Sequence[int] | None = None):
         super().__init__(classes, table)
+        if loss_options is not None and not isinstance(loss_options, dict):
+            raise UserError(f"categorical loss_options must be a mapping, got {loss_options!r}")
         self.loss_name = loss
+        self.loss_options = dict(loss_options or {})
+        self.loss_fn = create_loss(loss, self.num_classes, train_class_counts, self.loss_options)
 
     def head(self, in_features: int) -> nn.Module:
-        return nn.Linear(in_features, self.num_classes)
+        layer = nn.Linear(in_features, self.num_classes)
+        if self.loss_fn.bias_init is not None:
+            nn.init.constant_(layer.bias, self.loss_fn.bias_init)
+        return layer
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.loss_name == "kl":
-            return kl_divergence(output, target)
-        # Cross-entropy with dense targets: -(t * log_softmax(z)).sum(1).mean(); equals the usual
-        # cross-entropy for one-hot rows and takes soft, refined or mixed targets unchanged.
-        return F.cross_entropy(output.float(), target.float())
+        return self.loss_fn(output, target)
 
     def scores(self, output: torch.Tensor) -> torch.Tensor:
         return output
+
+    def describe(self) -> dict:
+        return {**super().describe(), "loss": self.loss_name, "loss_options": self.loss_options}
 
 
 def smoothed_table(num_classes: int, alpha: float, scheme: int) -> torch.Tensor:
@@ -71,15 +64,18 @@ def smoothed_table(num_classes: int, alpha: float, scheme: int) -> torch.Tensor:
 
 
 @LABEL_SPACES.register("categorical")
-def categorical(classes: Sequence[str], loss: str = "ce") -> CategoricalLabelSpace:
-    """One-hot rows, linear head, cross-entropy (loss="kl": KL divergence to the target)."""
-    return CategoricalLabelSpace(classes, torch.eye(len(classes)), loss=loss)
+def categorical(classes: Sequence[str], loss: str = "ce", loss_options: dict | None = None,
+                train_class_counts: Sequence[int] | None = None) -> CategoricalLabelSpace:
+    """One-hot rows, linear head, cross-entropy (loss: ce|kl|gce|sce|cb_softmax|cb_sigmoid|cb_focal)."""
+    return CategoricalLabelSpace(classes, torch.eye(len(classes)), loss, loss_options, train_class_counts)
 
 
 @LABEL_SPACES.register("smoothed")
-def smoothed(classes: Sequence[str], alpha: float = 0.1, scheme: int = 1, loss: str = "ce") -> CategoricalLabelSpace:
+def smoothed(classes: Sequence[str], alpha: float = 0.1, scheme: int = 1, loss: str = "ce",
+             loss_options: dict | None = None, train_class_counts: Sequence[int] | None = None) -> CategoricalLabelSpace:
     """Label smoothing: scheme 1 (1-a+a/n, a/n) or scheme 2 (1-a, 0); linear head, cross-entropy."""
-    space = CategoricalLabelSpace(classes, smoothed_table(len(classes), alpha, scheme), loss=loss)
+    space = CategoricalLabelSpace(classes, smoothed_table(len(classes), alpha, scheme), loss, loss_options,
+                                  train_class_counts)
     space.name = "smoothed"
     space.alpha, space.scheme = alpha, scheme
     return space

@@ -8,7 +8,9 @@ import torch
 
 from ..data import DeviceLoader, ImageData, Normalize, Split, load_dataset
 from ..data.mixing import prepare_model
-from ..data.subsets import check_fraction, class_balanced_indices, random_indices, validation_split
+from ..data.cifar10n import apply_train_labels
+from ..data.subsets import (check_fraction, class_balanced_indices, long_tail_indices, random_indices,
+                            validation_split)
 from ..errors import UserError
 from ..labels import LabelSpace, create_label_space
 from ..models import Classifier, create_model
@@ -60,6 +62,8 @@ def select_training_images(data: ImageData, data_cfg: dict, seed: int) -> tuple[
         idx = (class_balanced_indices(train.labels, fraction, subset_seed) if data_cfg["balanced"]
                else random_indices(len(train), fraction, subset_seed))
         train = train.take(idx)
+    if data_cfg["imbalance"] is not None:
+        train = train.take(long_tail_indices(train.labels, len(data.classes), data_cfg["imbalance"], subset_seed))
     return train, val
 
 
@@ -72,6 +76,7 @@ def build_run(config: dict) -> RunParts:
     device = pick_device(config["train"]["device"])
     d = config["data"]
     data = load_dataset(d["dataset"], d["data_dir"], d["download"], **d["options"])
+    data = apply_train_labels(data, d["train_labels"], d["train_labels_file"], d["data_dir"], d["download"])
     train, val = select_training_images(data, d, config["train"]["seed"])
     label_space = create_label_space(config["label"]["name"], data.classes, context=label_context(data),
                                      **config["label"]["options"])
