@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import pickle
 import struct
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -170,26 +168,6 @@ def test_normalize_matches_formula():
     expected = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     torch.testing.assert_close(out, expected)
     assert out.is_contiguous(memory_format=torch.channels_last)
-
-
-@pytest.fixture
-def http_folder(tmp_path):
-    """Serve tmp_path/www on loopback, so the real download code runs against a local file."""
-    www = tmp_path / "www"
-    www.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(www), **kw)
-
-        def log_message(self, *a):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_download_checks_checksum_and_extracts(http_folder, tmp_path, monkeypatch):
