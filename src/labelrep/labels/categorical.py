@@ -19,6 +19,7 @@ class CategoricalLabelSpace(LabelSpace):
     training split's class counts); ``loss_options`` go to the loss."""
 
     name = "categorical"
+    distribution = True
 
     def __init__(self, classes: Sequence[str], table: torch.Tensor, loss: str = "ce",
                  loss_options: dict | None = None, train_class_counts: Sequence[int] | None = None):
