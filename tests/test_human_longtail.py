@@ -30,7 +30,7 @@ def _digits(loss: str, **extra) -> dict:
     return {"data": {"dataset": "digits", "imbalance": 10},
             "label": {"name": "categorical", "options": {"loss": loss, **extra}},
             "model": {"name": "fastnet", "options": {"widths": [16, 32, 32]}},
-            "optim": {"batch_size": 64}, "train": {"epochs": 6, "device": "cpu"}}
+            "optim": {"batch_size": 64}, "train": {"epochs": 8, "device": "cpu"}}
 
 
 def test_long_tailed_digits_train_with_class_balanced_losses(one_torch_thread):
@@ -41,11 +41,14 @@ def test_long_tailed_digits_train_with_class_balanced_losses(one_torch_thread):
     assert np.bincount(parts.train.labels, minlength=10).tolist() == expected
     focal = runs["cb_focal"].parts
     assert focal.label_space.loss_fn.bound["weights"][-1] > 5 * focal.label_space.loss_fn.bound["weights"][0]
+    tails = {}
     for loss, run in runs.items():
-        assert run.summary["test_accuracy"] > 0.6, loss  # digits stay learnable at IF 10
         rows = run_evaluation("per_class", run)
-        tail = next(r for r in rows if r["metric"] == "group_accuracy" and r["group"] == "tail")
-        head = next(r for r in rows if r["metric"] == "group_accuracy" and r["group"] == "head")
-        assert 0.0 <= tail["value"] <= 1.0 and head["value"] > 0.5
+        groups = {r["group"]: r["value"] for r in rows if r["metric"] == "group_accuracy"}
+        assert groups["head"] > 0.85, loss  # every loss learns the large classes
+        tails[loss] = groups["tail"]
         per_class = [r for r in rows if r["metric"] == "class_accuracy"]
         assert [r["train_images"] for r in per_class] == expected
+    # 13 to 19 tail images a class: cross-entropy all but ignores them (0.11 at seed 0), the
+    # class-balanced weights lift them (0.80, 0.79)
+    assert tails["cb_softmax"] > tails["ce"] + 0.3 and tails["cb_focal"] > tails["ce"] + 0.3, tails

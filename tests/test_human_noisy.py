@@ -90,3 +90,12 @@ def test_download_is_checked_by_sha256(human_file, http_folder, tmp_path, monkey
     monkeypatch.setitem(download.RESOURCES, FILE, (f"{url}/{FILE}", "sha256:" + "0" * 64))
     with pytest.raises(UserError, match="checksum"):
         download.fetch(FILE, tmp_path / "other")
+
+
+def test_train_labels_on_another_dataset_is_a_user_error(tmp_path):
+    import labelrep
+
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="CIFAR-10 only"):
+        labelrep.train({"data": {"dataset": "digits", "train_labels": "aggre"}}, out=out)
+    assert not out.exists()  # nothing half-written

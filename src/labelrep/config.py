@@ -76,6 +76,9 @@ NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("optim", "betas"): [0.9, 0.999],
     ("train", "steps"): None,
     ("target",): {"name": "table", "options": {}},
+    ("data", "imbalance"): None,
+    ("data", "train_labels"): "clean",
+    ("data", "train_labels_file"): None,
 }
 
 

@@ -48,10 +48,10 @@ def per_class_rows(predictions: np.ndarray, labels: np.ndarray, classes: list[st
 
 @EVALUATIONS.register("per_class", "accuracy of each class and of the head / middle / tail thirds by training images")
 def per_class_evaluation(run) -> list[dict]:
-    from .accuracy import predict_scores
+    from ..scoring import predict_scores
 
     parts = run.parts
     test = parts.data.test
-    scores = predict_scores(parts.model, parts.label_space, parts.loader(test)).cpu()
+    scores = predict_scores(run.model, parts.label_space, parts.loader(test)).cpu()
     counts = np.bincount(parts.train.labels, minlength=len(parts.data.classes))
     return per_class_rows(scores.argmax(1).numpy(), test.labels, parts.data.classes, counts)

@@ -8,7 +8,6 @@ e.g. the human ones), ``target_ce``: the cross-entropy ``-sum_c t_c log p_c`` ag
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,16 +32,15 @@ def soft_label_rows(scores: torch.Tensor, labels: torch.Tensor, targets: torch.T
                                      "on the test split and each extra test split")
 def soft_label_evaluation(run, bins: int = 15, max_images: int | None = None, seed: int = 0) -> list[dict]:
     """``max_images``: a seeded subset of each split (the same for every run)."""
-    from .accuracy import predict_scores
+    from ..scoring import predict_scores
     from .robustness import evaluation_images
 
     parts = run.parts
     rows = []
     for name, split in {"test": parts.data.test, **parts.data.extra_tests}.items():
         split = split.take(evaluation_images(len(split), max_images, seed))
-        scores = predict_scores(parts.model, parts.label_space, parts.loader(split)).cpu()
-        targets = getattr(split, "targets", None)
-        targets = None if targets is None else torch.as_tensor(np.asarray(targets))
+        scores = predict_scores(run.model, parts.label_space, parts.loader(split)).cpu()
+        targets = None if split.targets is None else torch.as_tensor(split.targets)
         for row in soft_label_rows(scores, torch.as_tensor(split.labels), targets, bins):
             rows.append({**row, "split": name, "images": len(split)})
     return rows
