@@ -169,7 +169,7 @@ def flatten(config: dict) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for section, keys in config.items():
         for name, value in keys.items():
-            if isinstance(value, dict) and value:
+            if isinstance(value, dict):  # options: one entry per option (none when empty)
                 for option, v in value.items():
                     flat[f"{section}.{name}.{option}"] = v
             else:

@@ -42,7 +42,8 @@ class Registry(Generic[T]):
             raise UserError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
         return self._factories[name]
 
-    def create(self, name: str, **kwargs) -> T:
+    def check(self, name: str, **kwargs) -> Callable[..., T]:
+        """The factory of ``name``, after checking it takes keyword arguments ``kwargs``; nothing is built."""
         factory = self.get(name)
         try:
             inspect.signature(factory).bind_partial(**kwargs)
@@ -50,4 +51,7 @@ class Registry(Generic[T]):
             accepted = [p for p in inspect.signature(factory).parameters if p not in ("args", "kwargs")]
             raise UserError(f"{self.kind} {name!r} got a bad option ({err}); it accepts: "
                             f"{', '.join(accepted) or 'no options'}") from None
-        return factory(**kwargs)
+        return factory
+
+    def create(self, name: str, **kwargs) -> T:
+        return self.check(name, **kwargs)(**kwargs)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +17,11 @@ from ..data.mixing import create_mixer
 from ..evaluate.accuracy import accuracy
 from ..files import atomic_write_json, atomic_write_text
 from .checkpoint import load_checkpoint, save_checkpoint
+from .folder import CHECKPOINT, RunFolder
+from .preflight import check_names, preflight
 from .schedule import build_scheduler
 from .setup import RunParts, build_run
 
-CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 
 
@@ -53,37 +54,29 @@ def _flag(value, device: torch.device) -> bool:
     return device.type == "cuda" if value == "auto" else bool(value)
 
 
-def prepare_out_dir(out: Path, resume: bool) -> bool:
-    """Create (or check) the run folder; returns whether a checkpoint to resume from is there."""
-    has_checkpoint = (out / CHECKPOINT).is_file()
-    if out.exists() and not resume and any(out.iterdir()):
-        raise UserError(f"output folder {out} is not empty; pass --resume to continue the run there "
-                        "or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"cannot write to output folder {out} ({err.strerror})") from None
-    return resume and has_checkpoint
-
-
 def train(config: dict | None = None, out: str | Path | None = None, resume: bool = False,
           hooks: Hooks | None = None) -> RunResult:
-    """Train one run; with ``out`` the run folder gets config, metrics, checkpoints and summary."""
+    """Train one run; with ``out`` the run folder gets config, metrics, checkpoints and summary.
+
+    The folder is all or nothing: any failure before its first checkpoint removes what the run wrote.
+    """
     hooks = hooks or Hooks()
     cfg = config_mod.resolve(config)
-    parts = build_run(cfg)  # fails on bad input before anything is written
-    out_dir = Path(out) if out is not None else None
-    created = out_dir is not None and not out_dir.exists()
-    resuming = prepare_out_dir(out_dir, resume) if out_dir is not None else False
-    try:
-        return _train(parts, out_dir, resuming, hooks)
-    except UserError:
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+    check_names(cfg)
+    folder = RunFolder(out, resume) if out is not None else None
+    if folder is not None:
+        folder.check(cfg)  # a folder the run cannot use is refused before the data is loaded
+    # Warnings of a build that then fails (torch on zero-size layers) would only bury the one sentence.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parts = build_run(cfg)  # fails on bad input before anything is written
+        preflight(parts)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if folder is None:
+        return _train(parts, None, False, hooks)
+    with folder.open(cfg):
+        return _train(parts, folder.path, folder.resuming, hooks)
 
 
 def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) -> RunResult:
