@@ -47,13 +47,14 @@ def _merge(base: dict, layer: dict) -> dict:
 def load(args):
     from ..study import parse_study
 
-    data = config_mod.load_yaml(args.file)
-    base = data.get("base") or {}
-    if not isinstance(base, dict):
-        base = {}  # parse_study says what is wrong
+    from ..errors import UserError
     from ..study.spec import _nest
 
-    base = _nest(base, "'base'") if base else {}
+    data = config_mod.load_yaml(args.file)
+    if not data:
+        raise UserError(f"study file {args.file} is empty; give it at least 'base' or 'axes' (see configs/quick.yaml)")
+    base = data.get("base")
+    base = _nest(base, "'base'") if base is not None else {}
     layer = config_mod.parse_overrides(args.set)
     if args.data_dir:
         layer.setdefault("data", {})["data_dir"] = args.data_dir
@@ -162,7 +163,9 @@ def _print_summary(report) -> None:
 
 def run_report_command(args) -> int:
     from ..study import write_report
+    from .common import check_writable
 
+    check_writable(args.folder, "the report")
     report = write_report(args.folder)
     _print_summary(report)
     print(f"\nwrote {', '.join(report.files[:4])}{' ...' if len(report.files) > 4 else ''} in {args.folder}")
