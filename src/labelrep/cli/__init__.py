@@ -54,7 +54,10 @@ def _close_progress_bars() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage mistake (one sentence, status 2), --help or --version
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return args.handler(args) or 0
     except UserError as err:

@@ -121,3 +121,11 @@ def check_writable(folder: str | Path, what: str = "results") -> Path:
     os.close(fd)
     os.unlink(probe)
     return folder
+
+
+def check_run_folder(folder: str | Path, what: str) -> Path:
+    """A run folder the command can write ``what`` into, or a UserError before any work."""
+    folder = Path(folder)
+    if not (folder / "config.yaml").is_file():
+        raise UserError(f"{folder} is not a run folder (no config.yaml)")
+    return check_writable(folder, what)

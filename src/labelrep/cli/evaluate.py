@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from .common import ProgressHooks, check_unique, check_writable, real, table, whole
+from .common import ProgressHooks, check_run_folder, check_unique, real, table, whole
 
 
 def register(sub) -> None:
@@ -105,7 +105,7 @@ def run_attack(args) -> int:
     check_unique(args.eps, "--eps")
     check_unique(args.paper_eps, "--paper-eps")
     check_unique(args.attacks, "--attacks")
-    check_writable(args.run, "the attack's rows and figure")
+    check_run_folder(args.run, "the attack's rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     rows = robustness(run, protocols=args.protocols, attacks=args.attacks, eps=args.eps, paper_eps=args.paper_eps,
                       max_images=args.max_images, steps=args.steps, restarts=args.restarts,
@@ -135,6 +135,11 @@ def run_efficiency(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; the sweep needs a folder")
+    from ..evaluate.efficiency import sweep_configs
+    from ..train.preflight import check_names
+
+    for _, cfg in sweep_configs(base, args.labels, args.fractions, args.seeds, not args.unbalanced, args.steps):
+        check_names(cfg)  # every run's names before the first one trains
     rows = run_sweep(base, args.labels, args.fractions, args.seeds, out=out, balanced=not args.unbalanced,
                      steps=args.steps, hooks=lambda name: ProgressHooks(args.quiet))
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +157,7 @@ def run_features(args) -> int:
 
     folder = Path(args.run)
     if not args.train:
-        check_writable(folder, "the feature rows")
+        check_run_folder(folder, "the feature rows")
     if args.train:
         train_with_features(config_from_args(args), out=folder, images=args.images,
                             hooks=ProgressHooks(args.quiet))
@@ -173,7 +178,7 @@ def run_calibrate(args) -> int:
     from ..evaluate.calibration import calibration_evaluation
     from ..run import load_run
 
-    check_writable(args.run, "the calibration rows and figure")
+    check_run_folder(args.run, "the calibration rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     folder = Path(args.run)
     rows = calibration_evaluation(run, bins=args.bins, max_images=args.max_images,

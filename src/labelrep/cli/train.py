@@ -89,9 +89,9 @@ def run_eval(args) -> int:
     from ..evaluate.accuracy import accuracy
     from ..run import load_run
     from ..files import atomic_write_json
-    from .common import check_writable
+    from .common import check_run_folder
 
-    check_writable(args.run, "the evaluation")
+    check_run_folder(args.run, "the evaluation")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     acc = accuracy(run.model, run.label_space, run.parts.loader(run.parts.data.test))
     result = {"weights": args.weights, "test_images": len(run.parts.data.test), "test_accuracy": acc}
