@@ -54,4 +54,8 @@ class Registry(Generic[T]):
         return factory
 
     def create(self, name: str, **kwargs) -> T:
-        return self.check(name, **kwargs)(**kwargs)
+        factory = self.check(name, **kwargs)
+        try:
+            return factory(**kwargs)
+        except (TypeError, ValueError) as err:  # an option of the wrong type or value (seed=x)
+            raise UserError(f"{self.kind} {name!r} cannot be built from the options given ({err})") from None

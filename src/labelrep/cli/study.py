@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .. import config as config_mod
-from .common import ProgressHooks, table
+from .common import ProgressHooks, table, whole
 
 
 def register(sub) -> None:
@@ -16,8 +16,8 @@ def register(sub) -> None:
                                    "skipped, a cut-off run resumes from its last epoch), then write the report.")
     p.add_argument("file", help="study file (YAML: base, axes, seeds, evaluations); see configs/")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
-    p.add_argument("--threads", type=int, help="torch CPU threads per run (default: the study file's 'threads', "
+    p.add_argument("--jobs", type=whole(1), default=1, help="runs in parallel, one process each (default 1)")
+    p.add_argument("--threads", type=whole(1), help="torch CPU threads per run (default: the study file's 'threads', "
                                               "else all cores, or cores / jobs; 1 suits small models)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their cost; run nothing")

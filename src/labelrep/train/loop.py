@@ -62,10 +62,10 @@ def train(config: dict | None = None, out: str | Path | None = None, resume: boo
     """
     hooks = hooks or Hooks()
     cfg = config_mod.resolve(config)
-    check_names(cfg)
     folder = RunFolder(out, resume) if out is not None else None
     if folder is not None:
         folder.check(cfg)  # a folder the run cannot use is refused before the data is loaded
+    check_names(cfg)
     # Warnings of a build that then fails (torch on zero-size layers) would only bury the one sentence.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
