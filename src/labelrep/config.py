@@ -21,6 +21,17 @@ from .errors import UserError
 # Every key's default, kind and meaning live in labelrep.schema; DEFAULTS is the defaults part of it.
 DEFAULTS: dict[str, dict[str, Any]] = schema.defaults()
 
+# Keys added after run folders existed: at these values they change nothing a run computes, so they
+# stay out of a run's identity and older study folders keep their run ids (and their finished runs).
+NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("optim", "name"): "sgd",
+    ("optim", "head_lr_mult"): 1.0,
+    ("optim", "no_decay_bias_norm"): False,
+    ("optim", "betas"): [0.9, 0.999],
+    ("train", "steps"): None,
+    ("target",): {"name": "table", "options": {}},
+}
+
 
 def add_section(name: str, defaults: dict[str, Any], keys: dict[str, schema.Kind | schema.Key] | None = None) -> None:
     """Let another part of the toolkit own a config section (or add keys to one).
@@ -177,8 +188,20 @@ def flatten(config: dict) -> dict[str, Any]:
     return flat
 
 
+def identity(config: dict) -> dict:
+    """The config without keys at their neutral defaults (see ``NEUTRAL_DEFAULTS``)."""
+    cfg = copy.deepcopy(config)
+    for path, neutral in NEUTRAL_DEFAULTS.items():
+        node = cfg
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node and node[path[-1]] == neutral:
+            del node[path[-1]]
+    return cfg
+
+
 def config_hash(config: dict) -> str:
-    text = json.dumps(config, sort_keys=True, default=str)
+    text = json.dumps(identity(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

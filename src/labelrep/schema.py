@@ -134,7 +134,9 @@ class ListOf(Kind):
     def check(self, value: Any) -> Any:
         if not isinstance(value, (list, tuple)) or (self.length is not None and len(value) != self.length):
             raise ValueError
-        return [self.item.check(v) for v in value]
+        for v in value:
+            self.item.check(v)
+        return list(value)  # items as given: normalising them would change a run's identity hash
 
 
 class Options(Kind):
@@ -217,10 +219,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "name": Key("categorical", Text(), "label space (labelrep labels list)"),
         "options": Key({}, Options(), "keyword arguments of the label space"),
     },
-    "target": {
-        "name": Key("table", Text(), "target source between batch and loss: table, per_image, teacher"),
-        "options": Key({}, Options(), "keyword arguments of the target source"),
-    },
     "model": {
         "name": Key("fastnet", Text(), "encoder (labelrep models list)"),
         "options": Key({}, Options(), "keyword arguments of the encoder"),
@@ -259,6 +257,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "mix": {
         "name": Key(None, Nullable(Text()), "mixing of images and targets (bc, bc_plus, mixup...); null: off"),
         "options": Key({}, Options(), "keyword arguments of the mixer"),
+    },
+    "target": {
+        "name": Key("table", Text(), "target source between batch and loss: table, per_image, teacher"),
+        "options": Key({}, Options(), "keyword arguments of the target source"),
     },
 }
 

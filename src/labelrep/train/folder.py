@@ -19,8 +19,8 @@ from .. import config as config_mod
 from .. import schema
 from ..errors import UserError
 from ..files import sweep_stale_temporaries
+from .run import CHECKPOINT
 
-CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.yaml"
 # Not the study runner's ".lock": it holds that one on the same folder while it calls train().
 LOCK = ".train.lock"
