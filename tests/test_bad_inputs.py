@@ -497,7 +497,7 @@ def test_any_failure_before_the_first_checkpoint_removes_what_the_run_wrote(tmp_
                                                                             one_torch_thread):
     from labelrep.train import loop
 
-    def broken(parts, out_dir, resuming, hooks):
+    def broken(parts, targets, out_dir, resuming, hooks):
         (out_dir / "config.yaml").write_text("half\n")
         raise RuntimeError("a bug, not a user's mistake")
 
