@@ -98,6 +98,9 @@ def shared_place(tmp_path_factory, finished_run):
     (tmp_path / "unknown.yaml").write_text("optimizer: {lr: 1}\n")
     (tmp_path / "badvalue.yaml").write_text("optim: {lr: -1e-3}\n")
     (tmp_path / "folder.yaml").mkdir()
+    for split in ("train", "test"):  # an image folder with a corrupt image: refused, and no cache folder made
+        (tmp_path / "corrupt" / split / "cat").mkdir(parents=True)
+        (tmp_path / "corrupt" / split / "cat" / "a.png").write_bytes(b"not a png")
     (tmp_path / "nonempty").mkdir()
     (tmp_path / "nonempty" / "keep.txt").write_text("mine\n")
     np.save(tmp_path / "zero.npy", np.zeros((10, 0), dtype=np.float32))
@@ -208,6 +211,14 @@ HAND_CASES = [
     (["train", "--dataset", "cifar10", "--data-dir", "{tmp}/nonempty", "--out", "{out}"], "not found"),
     (["train", "--dataset", "imagefolder", "--data-dir", "{tmp}/nonempty", "--out", "{out}"], "not an image folder"),
     (["train", "--dataset", "imagefolder", "--out", "{out}"], "needs --data-dir"),
+    (["train", "--dataset", "imagefolder", "--data-dir", "{tmp}/corrupt", "--out", "{out}"], "not a readable image"),
+    (["train", "--set", "target.name=nope", "--out", "{out}"], "unknown target source 'nope'"),
+    (["train", "--set", "target.name=teacher", "--set", "target.options.run={tmp}/nowhere", "--out", "{out}"],
+     "nowhere"),
+    (["train", "--set", "target.name=teacher", "--set", "target.options.rn=x", "--out", "{out}"], "bad option"),
+    (["train", "--set", "target.name=per_image", "--set", "target.options.file={tmp}/short.npy", "--out", "{out}"],
+     "one numeric row per training image"),
+    (["train", "--set", "optim.name=adam", "--out", "{out}"], "'optim.name' must be one of sgd, adamw"),
     (["train", "--bogus", "--out", "{out}"], "unrecognized arguments"),
     # train: --set syntax and options
     (["train", "--set", "optim.lr", "--out", "{out}"], "must look like section.key=value"),
