@@ -10,8 +10,11 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, builds: bool = True):
+        """``builds``: factories build an object from their options (a TypeError or ValueError they raise
+        is a refusal of the user's options, said in a sentence); False for factories that do the work
+        themselves (evaluations, data loading), whose errors are not the options' fault."""
+        self.kind, self.builds = kind, builds
         self._factories: dict[str, Callable[..., T]] = {}
         self._descriptions: dict[str, str] = {}
 
@@ -55,6 +58,8 @@ class Registry(Generic[T]):
 
     def create(self, name: str, **kwargs) -> T:
         factory = self.check(name, **kwargs)
+        if not self.builds:
+            return factory(**kwargs)
         try:
             return factory(**kwargs)
         except (TypeError, ValueError) as err:  # an option of the wrong type or value (seed=x)
