@@ -1,6 +1,7 @@
 """CIFAR-10H: rows in test order (the shared file), the k-fold source, soft-label metrics."""
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 
 import labelrep
 from labelrep.data.cifar10h import FILE, fold_indices, read_probs
+from labelrep.data.download import PICKLE_HASHES
 from labelrep.data.sources import CIFAR10_CLASSES
 from labelrep.errors import UserError
 from labelrep.evaluate import run_evaluation
@@ -69,8 +71,9 @@ def test_soft_label_rows_by_hand():
     assert "target_ce" not in {r["metric"] for r in soft_label_rows(scores, torch.tensor([0, 2]), None)}
 
 
-def _write_cifar10(root: Path, test_labels: np.ndarray, train_per_batch: int = 40) -> None:
-    """CIFAR-10 pickles with the real test labels (so the human rows line up) and random pixels."""
+def _write_cifar10(root: Path, test_labels: np.ndarray, train_per_batch: int = 40) -> dict:
+    """CIFAR-10 pickles with the real test labels (so the human rows line up) and random pixels; returns
+    their md5s, to stand in for the published ones (only those are unpickled)."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -83,12 +86,19 @@ def _write_cifar10(root: Path, test_labels: np.ndarray, train_per_batch: int = 4
                      "labels": test_labels.tolist()}, f)
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": CIFAR10_CLASSES}, f)
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
 @pytest.fixture(scope="module")
-def cifar_root(cifar_order_labels, tmp_path_factory) -> Path:
+def fake_cifar(cifar_order_labels, tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("c10")
-    _write_cifar10(root, cifar_order_labels["test"])
+    return root, _write_cifar10(root, cifar_order_labels["test"])
+
+
+@pytest.fixture
+def cifar_root(fake_cifar, monkeypatch) -> Path:
+    root, hashes = fake_cifar
+    monkeypatch.setitem(PICKLE_HASHES, "cifar-10-batches-py", hashes)
     return root
 
 
@@ -110,8 +120,9 @@ def test_the_source_trains_on_the_test_images_with_human_targets(cifar_root, pro
         labelrep.load_dataset("cifar10h", cifar_root, probs_file=str(probs_file), targets="hard")
 
 
-def test_a_shuffled_test_order_is_refused(probs_file, cifar_order_labels, tmp_path):
-    _write_cifar10(tmp_path, np.roll(cifar_order_labels["test"], 1), train_per_batch=2)
+def test_a_shuffled_test_order_is_refused(probs_file, cifar_order_labels, tmp_path, monkeypatch):
+    hashes = _write_cifar10(tmp_path, np.roll(cifar_order_labels["test"], 1), train_per_batch=2)
+    monkeypatch.setitem(PICKLE_HASHES, "cifar-10-batches-py", hashes)
     with pytest.raises(UserError, match="original order"):
         labelrep.load_dataset("cifar10h", tmp_path, probs_file=str(probs_file))
 
