@@ -1,6 +1,7 @@
 """Data: sources -> subsets -> device-resident batches."""
 from .loader import DeviceLoader, Normalize
 from .sources import DATASETS, ImageData, Split, image_folder, load_dataset
+from . import voc as _voc, mosaic as _mosaic  # noqa: F401  (register voc2012, mosaic)
 from .subsets import class_balanced_indices, random_indices, validation_split
 
 

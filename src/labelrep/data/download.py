@@ -19,6 +19,10 @@ RESOURCES: dict[str, tuple[str, str]] = {
         "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3"),
     "t10k-labels-idx1-ubyte.gz": (
         "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz", "md5:ec29112dd5afa0611ce80d1b7f02629c"),
+    # Pascal VOC 2012 train + val (the devkit layout under VOCdevkit/VOC2012), the published md5
+    "VOCtrainval_11-May-2012.tar": (
+        "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+        "md5:6cd6e144f989b92b3379bac3b3de84fd"),
 }
 
 
