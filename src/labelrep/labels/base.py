@@ -25,6 +25,9 @@ from ..errors import UserError
 
 class LabelSpace:
     name: str = "base"
+    #: rows are probability distributions over the classes (a teacher's softmax is a valid target)
+    distribution: bool = False
+    #: an image may show several classes: decisions per class by a threshold, never an argmax
     multi_label: bool = False
 
     def __init__(self, classes: Sequence[str], table: torch.Tensor):
