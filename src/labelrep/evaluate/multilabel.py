@@ -213,22 +213,28 @@ def split_predictions(run, split: str = "test", crops: str = "none", resize: int
 
 
 @EVALUATIONS.register("multilabel", "class-wise average precision (difficult left out), mAP, F1 at the threshold")
-def multilabel_evaluation(run, split: str = "test", crops: str = "none", resize: int | None = None,
+def multilabel_evaluation(run, split: str = "test", crops: str | Sequence[str] = "none", resize: int | None = None,
                           crop: int | None = None, max_images: int | None = None, seed: int = 0,
                           figure: str | None = None, predictions: bool = True) -> list[dict]:
-    """``figure``: a PNG of the per-class PR curves; ``predictions``: the scores as CSV in the run folder
-    (``multilabel-<split>-<crops>.csv``), from which ``plot_pr_curves`` redraws the curves."""
+    """``crops``: one of none / five / ten, or a list of them (rows for each; the per-class AP, the figure
+    and the first CSV come from the first). ``figure``: a PNG of the per-class PR curves; ``predictions``:
+    the scores as CSV in the run folder (``multilabel-<split>-<crops>.csv``), from which ``plot_pr_curves``
+    redraws the curves."""
     space = run.label_space
-    scores, targets, chosen = split_predictions(run, split, crops, resize, crop, max_images, seed)
-    decisions = space.predict(torch.as_tensor(scores)).numpy() if space.multi_label else None
-    rows = metric_rows(scores, targets, space.classes, decisions)
-    for r in rows:
-        r.update(split=split, crops=crops)
-    if predictions and getattr(run, "path", None) is not None:
-        atomic_write_text(Path(run.path) / f"multilabel-{split}-{crops}.csv",
-                          predictions_csv(space.classes, scores, targets, chosen))
-    if figure:
-        plot_pr_curves(scores, targets, space.classes, figure)
+    modes = [crops] if isinstance(crops, str) else list(crops)
+    if not modes:
+        raise UserError("the multilabel evaluation needs at least one crops mode (none, five, ten)")
+    rows = []
+    for i, mode in enumerate(modes):
+        scores, targets, chosen = split_predictions(run, split, mode, resize, crop, max_images, seed)
+        decisions = space.predict(torch.as_tensor(scores)).numpy() if space.multi_label else None
+        mine = metric_rows(scores, targets, space.classes, decisions)
+        rows += [{**r, "split": split, "crops": mode} for r in mine if i == 0 or "class" not in r]
+        if predictions and getattr(run, "path", None) is not None:
+            atomic_write_text(Path(run.path) / f"multilabel-{split}-{mode}.csv",
+                              predictions_csv(space.classes, scores, targets, chosen))
+        if figure and i == 0:
+            plot_pr_curves(scores, targets, space.classes, figure)
     return rows
 
 
