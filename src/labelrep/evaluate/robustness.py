@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..models.modes import eval_mode
 from .attacks import ATTACKS, PixelModel, ScoresModel, create_attack, eps_to_255, margin, paper_eps
-from .registry import EVALUATIONS
+from .registry import Drawing, register_evaluation
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {"paper": ("train",), "strong": ("ce", "margin")}
 DEFAULT_ATTACKS = ("fgsm", "bim", "pgd")
@@ -169,7 +169,15 @@ def evaluation_images(n_total: int, max_images: int | None, seed: int = 0) -> np
     return np.sort(np.random.default_rng(seed).permutation(n_total)[:max_images])
 
 
-@EVALUATIONS.register("robustness", "accuracy under FGSM/BIM/PGD per eps, paper and strong protocols")
+# Curves of accuracy against eps, one panel per protocol, attack and loss, each starting at the clean
+# accuracy of its protocol; the evaluation's other metrics (masking flags) are notes beside them.
+DRAWING = Drawing(x="eps", curves=("adversarial_accuracy",), series=("protocol", "attack", "loss"),
+                  baseline={"attack": "none"}, baseline_match=("protocol",), title="Robustness",
+                  names={"adversarial_accuracy": "accuracy under attack", "eps": "eps (1/255)"})
+
+
+@register_evaluation("robustness", "accuracy under FGSM/BIM/PGD per eps, paper and strong protocols",
+                     drawing=DRAWING)
 def robustness(run, protocols: Sequence[str] = ("paper", "strong"),
                attacks: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_ATTACKS,
                eps: Sequence[float] | None = None, paper_eps: Sequence[float] | None = None,
