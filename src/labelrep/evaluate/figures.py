@@ -50,6 +50,13 @@ def png_bytes(fig, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
+def write_png(png: bytes, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, png)
+    return path
+
+
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """Render to memory, then write under a temporary name and rename (format from the suffix)."""
     plt = pyplot()
@@ -250,7 +257,7 @@ def notes_table(rows: list[dict], base: set, hue: str | None = None, hues: Seque
 
 def evaluation_figure(rows: list[dict], drawing, name: str, base: Sequence[str] = BASE_KEYS,
                       hue: str | None = None, hue_values: Sequence | None = None, facets: Sequence[str] = (),
-                      facet_values: Sequence[tuple] | None = None) -> Figure | None:
+                      facet_values: Sequence[tuple] | None = None, title: str | None = None) -> Figure | None:
     """An evaluation's rows as curves along its x: one panel per metric and series, one line per hue
     value, panels repeated per facet value; None when the rows have no curve (one number per run)."""
     plt = pyplot()
@@ -288,7 +295,8 @@ def evaluation_figure(rows: list[dict], drawing, name: str, base: Sequence[str] 
             ax.set_title(title, fontsize=9)
     legend(fig, axes, nice(hue) if hue else None)
     metric = nice(panels[0][0][0], drawing.names)
-    title = drawing.title or f"{name}: {metric} against {x_key}"
+    title = title or drawing.title or f"{name}: {metric} against {x_key}"
+    fig.suptitle(title)
     only = [f"{nice(f)} = {v}" for f, v in zip(facets, combos[0])] if len(combos) == 1 and facets else []
     caption = (f"Evaluation '{name}': {metric} against {nice(x_key, drawing.names)}, mean over seeds with a 95 % band"
                + (f"; panel titles give {' · '.join(labels)}" if labels else "")

@@ -154,6 +154,9 @@ class MonitorAccuracy:
         self.split = test.take(fixed_images(test.labels, self.count, self.seed))
         kept = self.file.read_text().splitlines() if self.file.is_file() else []
         self.records = [r for r in map(json.loads, kept) if r["epoch"] < state.first_epoch]
+        last = state.first_epoch - 1  # killed between the checkpoint and this hook: the weights are here
+        if last >= 1 and (not self.records or self.records[-1]["epoch"] < last):
+            self.on_epoch({"epoch": last})
 
     def on_step(self, epoch, step): ...
 

@@ -198,8 +198,7 @@ def robustness(run, protocols: Sequence[str] = ("paper", "strong"),
                            paper=paper_eps, std=std, steps=steps, restarts=restarts, autoattack=autoattack,
                            batch_size=batch_size, seed=seed)
     if figure:
-        names = sorted({r["attack"] for r in rows} - {"none"})
-        plot_curves(rows, figure, group=None, attacks=names, title=parts.config["label"]["name"])
+        plot_curves(rows, figure, group=None, title=parts.config["label"]["name"])
     return rows
 
 
@@ -246,38 +245,13 @@ def masking_gaps(rows: Sequence[dict], group: str | None = None) -> list[dict]:
 
 
 def plot_curves(rows: Sequence[dict], path: str | Path, group: str | None = "label",
-                attacks: Sequence[str] = ("worst",), title: str | None = None) -> Path:
-    """Accuracy vs eps, one panel per protocol, one line per group (label space) and attack, like
-    the paper's Figure 3; written atomically as PNG/PDF/SVG by its suffix."""
-    from .figures import pyplot, save_figure
+                attacks: Sequence[str] | None = None, title: str | None = None) -> Path:
+    """Accuracy vs eps as the study report draws it (one panel per protocol, attack and loss, one line
+    per ``group`` value), for the given ``attacks`` (default all); written atomically as PNG."""
+    from .figures import evaluation_figure, write_png
 
-    plt = pyplot()
-    rows = [r for r in rows if r.get("metric") == "adversarial_accuracy"]
-    protocols = [p for p in PROTOCOLS if any(r["protocol"] == p for r in rows)]
-    if not protocols:
-        raise UserError("no adversarial_accuracy rows to plot")
-    fig, axes = plt.subplots(1, len(protocols), figsize=(5 * len(protocols), 3.8), squeeze=False, sharey=True)
-    for ax, p in zip(axes[0], protocols):
-        mine = [r for r in rows if r["protocol"] == p]
-        groups = sorted({r.get(group, "") for r in mine}) if group else [""]
-        for g in groups:
-            clean = [r["value"] for r in mine if r["attack"] == "none" and (not group or r.get(group, "") == g)]
-            for a in attacks:
-                pts = sorted((r["eps"], r["value"]) for r in mine
-                             if r["attack"] == a and (not group or r.get(group, "") == g)
-                             and (a == "worst" or a.startswith("autoattack") or r["loss"] == PROTOCOLS[p][0]))
-                if not pts:
-                    continue
-                xs, ys = zip(*([(0.0, clean[0])] if clean else []) + pts)
-                label = " ".join(s for s in (str(g), a if len(attacks) > 1 else "") if s)
-                ax.plot(xs, ys, marker="o", ms=3, label=label or a)
-        ax.set_title(f"{p} protocol" + (" (training loss)" if p == "paper" else " (CE + margin on scores)"))
-        ax.set_xlabel("eps (1/255 of the pixel range)")
-        ax.grid(alpha=0.3)
-        ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("accuracy under attack")
-    axes[0][-1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    rows = [r for r in rows if attacks is None or r.get("attack") in (*attacks, "none")]
+    fig = evaluation_figure(list(rows), DRAWING, "robustness", hue=group, title=title)
+    if fig is None:
+        raise UserError("no adversarial_accuracy rows at two or more eps to plot")
+    return write_png(fig.png, path)

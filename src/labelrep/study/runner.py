@@ -110,7 +110,7 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
         try:
             if not (run_dir / "summary.json").is_file():
                 watching = [watch_hooks(ev.name, watch_folder(run_dir, ev), ev.options) for ev in evaluations]
-                train(config, out=run_dir, resume=True, hooks=HookList([hooks, *watching]))
+                train(config, out=run_dir, resume=True, hooks=HookList([*watching, hooks]))
             loaded = None
             if not (run_dir / LABELS_FILE).is_file():
                 loaded = load_run(run_dir)
