@@ -17,7 +17,7 @@ import torch
 from ..errors import UserError
 from ..files import atomic_path
 from ..models.modes import eval_mode
-from .registry import Drawing, HookList, default_watch_folder, register_evaluation
+from .registry import Drawing, default_watch_folder, register_evaluation
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 1.0)
 FILE = "features.npz"
@@ -48,17 +48,6 @@ def extract_features(model, normalize, images: np.ndarray, device, batch_size: i
     return torch.cat(out).numpy()
 
 
-def start_state(*args):
-    """The loop's ``on_start`` arguments as one object (``TrainState``)."""
-    if len(args) == 1:
-        return args[0]
-    from types import SimpleNamespace
-
-    parts, epochs, steps_per_epoch, first_epoch = args
-    return SimpleNamespace(parts=parts, epochs=epochs, steps_per_epoch=steps_per_epoch, first_epoch=first_epoch,
-                           model=parts.model, eval_model=parts.model)
-
-
 class FeatureSnapshots:
     """Training hooks: features of fixed test images at ``fractions`` of the optimiser steps, each
     written to ``folder/features.npz`` as it is taken, so a resumed run keeps the ones it has.
@@ -77,10 +66,9 @@ class FeatureSnapshots:
         self.features: dict[float, np.ndarray] = {}
         self.steps: dict[float, int] = {}
 
-    def on_start(self, *args):
-        state = start_state(*args)
+    def on_start(self, state):
         self.model, self.parts, self.steps_per_epoch = state.model, state.parts, state.steps_per_epoch
-        total = state.epochs * state.steps_per_epoch
+        total = state.total_steps
         self.at = {}
         for f in self.fractions:
             self.at.setdefault(max(1, math.ceil(f * total)), f)
@@ -233,4 +221,4 @@ def train_with_features(config: dict, out: str | Path, fractions: Sequence[float
     from ..train import train
 
     snaps = FeatureSnapshots(default_watch_folder(out, "features"), fractions, images)
-    return train(config, out=out, resume=resume, hooks=HookList([snaps, hooks])), snaps
+    return train(config, out=out, resume=resume, hooks=[snaps, hooks]), snaps

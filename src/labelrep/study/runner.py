@@ -95,7 +95,7 @@ def _json_safe(value):
 def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation], hooks=None) -> dict:
     """Train (or resume) one run in its folder with the watch parts of its evaluations, then run the
     after parts it lacks; returns its status."""
-    from ..evaluate.registry import WATCHES, HookList, run_after, watch_hooks
+    from ..evaluate.registry import WATCHES, run_after, watch_hooks
     from ..run import load_run
     from ..train import train
 
@@ -110,7 +110,7 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
         try:
             if not (run_dir / "summary.json").is_file():
                 watching = [watch_hooks(ev.name, watch_folder(run_dir, ev), ev.options) for ev in evaluations]
-                train(config, out=run_dir, resume=True, hooks=HookList([*watching, hooks]))
+                train(config, out=run_dir, resume=True, hooks=[*watching, hooks])
             loaded = None
             if not (run_dir / LABELS_FILE).is_file():
                 loaded = load_run(run_dir)
