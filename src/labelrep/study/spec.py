@@ -12,15 +12,16 @@ axes:
   data.fraction: [0.1, 0.5, 1.0] # a config key -> its values
 seeds: [0, 1]                    # or a count: 3 means 0, 1, 2
 threads: 1                       # optional: torch CPU threads per run (--threads overrides)
-exclude:                         # optional: cells to leave out (axis -> value or list of values)
+exclude:                         # optional: cells to leave out (axis or seed -> value or list of values)
   - {label: smoothed, data.fraction: 0.1}
 evaluations:                     # by registry name (labelrep.evaluate.EVALUATIONS), optionally with options
   - accuracy
   - robustness: {attacks: [fgsm], protocols: [paper]}
   - name: robustness             # the long form can limit an evaluation to some cells
     options: {attacks: [pgd]}
-    where: {data.fraction: 1.0}
+    where: {data.fraction: 1.0}  # (and seed: 0, say)
   - features: {figure: true}     # figure: true -> the evaluation draws into the run folder; the report shows it
+                                 # (features watches training: snapshots at fractions of the steps)
 ```
 
 The grid is the product of the axes (in file order) times the seeds. A run's identity is a hash of
