@@ -26,7 +26,7 @@ from ..files import atomic_write_text
 from ..registry import Registry
 from ..train.hooks import Hooks
 
-EVALUATIONS: Registry = Registry("evaluation")
+EVALUATIONS: Registry = Registry("evaluation", builds=False)  # they run: their errors are not refusals
 WATCHES: dict[str, Callable] = {}    # evaluation name -> watch factory
 DRAWINGS: dict[str, "Drawing"] = {}  # evaluation name -> how its rows are drawn
 
