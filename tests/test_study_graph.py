@@ -99,13 +99,13 @@ def test_failed_parent_skips_its_child_with_the_reason(tmp_path, capsys):
 
 
 def test_two_generations_resume_after_sigkill_in_the_child(tmp_path):
-    base = {**TINY, "train": {"device": "cpu", "epochs": 6}}
+    base = {**TINY, "train": {"device": "cpu", "epochs": 4}}
     file = write(tmp_path / "gen.yaml", base=base, axes=GENERATIONS, evaluations=["accuracy"])
     r1, r2 = load_study(file).runs
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     child = killed / "runs" / r2.id
     epochs_at_kill = study_killed_in(child, ["study", str(file), "--out", str(killed), "--quiet", "--threads", "1"])
-    assert 2 <= epochs_at_kill < 6 and status(killed, r1.id)["status"] == "done"
+    assert 2 <= epochs_at_kill < 4 and status(killed, r1.id)["status"] == "done"
 
     assert main(["study", str(file), "--out", str(killed), "--quiet", "--threads", "1"]) == 0
     assert status(killed, r1.id)["attempts"] == 1 and status(killed, r2.id)["attempts"] == 2
@@ -119,7 +119,8 @@ def test_two_generations_resume_after_sigkill_in_the_child(tmp_path):
 def test_dependency_order_with_two_jobs(tmp_path):
     axes = {"generation": {"R1": {}, "R2": teacher("R1"), "R3": {"target": {"name": "teacher", "options": {
         "run": {"study_run": {"generation": "R2"}}}}}}}
-    file = write(tmp_path / "par.yaml", axes=axes, seeds=[0, 1], evaluations=["accuracy"])
+    file = write(tmp_path / "par.yaml", base={**TINY, "train": {"device": "cpu", "epochs": 1}}, axes=axes,
+                 seeds=[0, 1], evaluations=["accuracy"])
     study = load_study(file)
     out = tmp_path / "out"
     assert main(["study", str(file), "--out", str(out), "--jobs", "2", "--quiet"]) == 0
