@@ -91,6 +91,7 @@ def _load_voc_split(voc_root: Path, split: str, classes: list[str], size: int) -
             images = z["images"]
     else:
         images = decode_images(files, size, fit="stretch")
+        cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cache) as tmp:
             np.savez(tmp, images=images)
     labels = np.full(len(ids), NO_CLASS, dtype=np.int64)

@@ -1,19 +1,14 @@
 """Evaluation: accuracy, adversarial robustness, data efficiency, feature geometry, calibration, multi-label AP."""
 from .accuracy import accuracy, predict_scores
-from .registry import EVALUATIONS
+from .registry import DRAWINGS, EVALUATIONS, WATCHES, Drawing, drawing, run_after, watch_hooks
 from . import calibration as _calibration, features as _features, robustness as _robustness  # noqa: F401  (register)
 from . import multilabel as _multilabel  # noqa: F401  (multilabel, pr_curve)
 
 
-def run_evaluation(name: str, run, **options) -> list[dict]:
-    """Run a registered evaluation on a loaded run; returns tidy rows.
-
-    Evaluations assume one class per image unless they declare ``handles_multi_label``; a multi-label
-    run gets a sentence for the others instead of numbers computed from an argmax.
-    """
-    if not getattr(EVALUATIONS.get(name), "handles_multi_label", False):
-        run.label_space.require_single_label(f"evaluation {name!r}")
-    return EVALUATIONS.create(name, run=run, **options)
+def run_evaluation(name: str, run, watch=None, **options) -> list[dict]:
+    """Run a registered evaluation's after part on a loaded run; returns tidy rows."""
+    return run_after(name, run, options, watch)
 
 
-__all__ = ["EVALUATIONS", "accuracy", "predict_scores", "run_evaluation"]
+__all__ = ["DRAWINGS", "EVALUATIONS", "WATCHES", "Drawing", "accuracy", "drawing", "predict_scores",
+           "run_evaluation", "watch_hooks"]

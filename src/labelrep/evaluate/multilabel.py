@@ -26,9 +26,11 @@ import torch
 
 from ..errors import UserError
 from ..files import atomic_write_text
-from .registry import EVALUATIONS
+from .registry import Drawing, register_evaluation
 
 RECALL_LEVELS = tuple(i / 10 for i in range(11))
+NAMES = {"map": "mAP", "map_voc": "mAP (devkit)", "per_image_ap_mean": "per-image AP mean (seed's)",
+         "f1_macro": "F1 macro", "f1_micro": "F1 micro", "ap": "AP"}
 
 
 def _valid(scores: np.ndarray, targets: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +214,8 @@ def split_predictions(run, split: str = "test", crops: str = "none", resize: int
     return scores.cpu().numpy().astype(np.float64), targets, chosen
 
 
-@EVALUATIONS.register("multilabel", "class-wise average precision (difficult left out), mAP, F1 at the threshold")
+@register_evaluation("multilabel", "class-wise average precision (difficult left out), mAP, F1 at the threshold",
+                     multi_label=True, drawing=Drawing(names=NAMES))
 def multilabel_evaluation(run, split: str = "test", crops: str | Sequence[str] = "none", resize: int | None = None,
                           crop: int | None = None, max_images: int | None = None, seed: int = 0,
                           figure: str | None = None, predictions: bool = True) -> list[dict]:
@@ -238,7 +241,9 @@ def multilabel_evaluation(run, split: str = "test", crops: str | Sequence[str] =
     return rows
 
 
-@EVALUATIONS.register("pr_curve", "per-class precision-recall curves: interpolated precision at recall 0, 0.1 ... 1")
+@register_evaluation("pr_curve", "per-class precision-recall curves: interpolated precision at recall 0, 0.1 ... 1",
+                     multi_label=True, drawing=Drawing(x="recall", series=("class", "crops"), names=NAMES,
+                                                       title="Precision against recall (interpolated)"))
 def pr_curve_evaluation(run, split: str = "test", crops: str = "none", resize: int | None = None,
                         crop: int | None = None, max_images: int | None = None, seed: int = 0) -> list[dict]:
     """Rows ``precision`` at each ``recall`` level per class and for the mean over classes (the report
@@ -252,7 +257,3 @@ def pr_curve_evaluation(run, split: str = "test", crops: str = "none", resize: i
         rows += [{"metric": "precision", "value": float(p), "recall": r, "class": name, "crops": crops}
                  for r, p in zip(RECALL_LEVELS, curve) if not math.isnan(p)]
     return rows
-
-
-for _fn in (multilabel_evaluation, pr_curve_evaluation):
-    _fn.handles_multi_label = True  # run_evaluation refuses the others for multi-label runs
