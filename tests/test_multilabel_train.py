@@ -67,6 +67,10 @@ def test_short_training_on_mosaics_learns(cifar_tiny, tmp_path, one_torch_thread
     assert value["map"] > chance + 0.08, (value, chance)  # measured: chance 0.17, mAP 0.32-0.37 over seeds
     assert len([r for r in rows if r["metric"] == "ap"]) == 10 and "ap" not in five  # per class: first mode only
     assert value["per_image_ap_mean"] != value["map"]
+    # the loop's headline number for a multi-label run is the same class-wise mAP, not an argmax accuracy
+    assert run.summary["test_metric"] == "map"
+    assert run.summary["test_accuracy"] == pytest.approx(value["map"], abs=1e-6)
+    assert run.history[-1]["train_accuracy"] is None
     classes, scores, saved, images = read_predictions(tmp_path / "run" / "multilabel-test-none.csv")
     np.testing.assert_array_equal(saved, targets)  # difficult entries written empty, read back as NaN
     assert np.isnan(saved).any() and (tmp_path / "pr.png").stat().st_size > 5000

@@ -26,29 +26,12 @@ import torch
 
 from ..errors import UserError
 from ..files import atomic_write_text
+from ..labels.multilabel import _valid, class_average_precision  # noqa: F401  (the loop scores with them too)
 from .registry import Drawing, register_evaluation
 
 RECALL_LEVELS = tuple(i / 10 for i in range(11))
 NAMES = {"map": "mAP", "map_voc": "mAP (devkit)", "per_image_ap_mean": "per-image AP mean (seed's)",
          "f1_macro": "F1 macro", "f1_micro": "F1 micro", "ap": "AP"}
-
-
-def _valid(scores: np.ndarray, targets: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
-    keep = ~np.isnan(targets[:, c])
-    return targets[keep, c] > 0.5, scores[keep, c]
-
-
-def class_average_precision(scores, targets) -> np.ndarray:
-    """``[C]`` scikit-learn AP of each class over its non-difficult images; NaN for a class with no positive."""
-    from sklearn.metrics import average_precision_score
-
-    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets, dtype=np.float64)
-    out = np.full(scores.shape[1], np.nan)
-    for c in range(scores.shape[1]):
-        y, s = _valid(scores, targets, c)
-        if y.any():
-            out[c] = average_precision_score(y, s)
-    return out
 
 
 def voc_average_precision(scores, targets) -> np.ndarray:

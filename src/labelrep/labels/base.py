@@ -29,6 +29,8 @@ class LabelSpace:
     distribution: bool = False
     #: an image may show several classes: decisions per class by a threshold, never an argmax
     multi_label: bool = False
+    #: what the loop reports as a split's headline number (``test_accuracy`` in history and summary)
+    test_metric: str = "accuracy"
 
     def __init__(self, classes: Sequence[str], table: torch.Tensor):
         if len(classes) != table.shape[0]:
@@ -56,6 +58,10 @@ class LabelSpace:
 
     def scores(self, output: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def split_score(self, scores: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> float:
+        """The headline number of a whole split: accuracy (the highest score is the class)."""
+        return (scores.argmax(1) == labels.to(scores.device)).float().mean().item()
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         return self.scores(output).argmax(dim=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +21,24 @@ from torch import nn
 from ..errors import UserError
 from .base import LabelSpace
 from .registry import LABEL_SPACES
+
+
+def _valid(scores: np.ndarray, targets: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    keep = ~np.isnan(targets[:, c])
+    return targets[keep, c] > 0.5, scores[keep, c]
+
+
+def class_average_precision(scores, targets) -> np.ndarray:
+    """``[C]`` scikit-learn AP of each class over its non-difficult images; NaN for a class with no positive."""
+    from sklearn.metrics import average_precision_score
+
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    out = np.full(scores.shape[1], np.nan)
+    for c in range(scores.shape[1]):
+        y, s = _valid(scores, targets, c)
+        if y.any():
+            out[c] = average_precision_score(y, s)
+    return out
 
 
 def smooth_multihot(target: torch.Tensor, alpha: float, scheme: int) -> torch.Tensor:
@@ -44,6 +63,7 @@ class MultiHotLabelSpace(LabelSpace):
 
     name = "multihot"
     multi_label = True
+    test_metric = "map"
 
     def __init__(self, classes: Sequence[str], alpha: float = 0.0, scheme: int = 1, threshold: float = 0.5):
         if not 0.0 <= float(alpha) < 1.0:
@@ -70,6 +90,12 @@ class MultiHotLabelSpace(LabelSpace):
 
     def scores(self, output: torch.Tensor) -> torch.Tensor:
         return output
+
+    def split_score(self, scores: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> float:
+        """Class-wise mean AP over the non-difficult entries (the loop's headline number for multi-label)."""
+        if targets is None:
+            raise UserError("a multi-label split needs per-image targets to score")
+        return float(np.nanmean(class_average_precision(scores.cpu().numpy(), np.asarray(targets))))
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` bool: each class whose probability is above the threshold."""

@@ -106,7 +106,7 @@ def collect(path: str | Path) -> StudyData:
             for line in history_file.read_text().splitlines():
                 record = json.loads(line)
                 for metric in HISTORY_METRICS:
-                    if metric in record:
+                    if record.get(metric) is not None:
                         data.rows.append({**where, "evaluation": "history", "metric": metric,
                                           "value": record[metric], "epoch": record["epoch"]})
         for ev in plan["evaluations"]:
