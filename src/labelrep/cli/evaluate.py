@@ -108,6 +108,7 @@ def run_attack(args) -> int:
     check_unique(args.attacks, "--attacks")
     check_run_folder(args.run, "the attack's rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
+    run.label_space.require_single_label("labelrep attack")
     rows = robustness(run, protocols=args.protocols, attacks=args.attacks, eps=args.eps, paper_eps=args.paper_eps,
                       max_images=args.max_images, steps=args.steps, restarts=args.restarts,
                       autoattack=args.autoattack, batch_size=args.batch_size,
@@ -162,6 +163,7 @@ def run_features(args) -> int:
         train_with_features(config_from_args(args), out=folder, images=args.images,
                             hooks=ProgressHooks(args.quiet))
     run = load_run(folder, weights=args.weights, data_dir=None if args.train else args.data_dir)
+    run.label_space.require_single_label("labelrep features")
     figure = None if args.no_figure else folder / "tsne.png"
     rows = features(run, images=args.images, figure=str(figure) if figure else None)
     _write(folder / "features.json", rows)
@@ -180,6 +182,7 @@ def run_calibrate(args) -> int:
 
     check_run_folder(args.run, "the calibration rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
+    run.label_space.require_single_label("labelrep calibrate")
     folder = Path(args.run)
     rows = calibration_evaluation(run, bins=args.bins, max_images=args.max_images,
                                   figure=str(folder / "reliability.png"))
