@@ -31,6 +31,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "label": {"name": "categorical", "options": {}},
     "model": {"name": "fastnet", "options": {}},
     "optim": {
+        "name": "sgd",            # sgd | adamw
         "lr": 0.05,
         "momentum": 0.9,
         "nesterov": True,
@@ -40,9 +41,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0.0,     # linear warm-up (cosine, step)
         "milestones": [0.5, 0.75],  # step schedule: fractions of training where lr *= gamma
         "gamma": 0.1,
+        "head_lr_mult": 1.0,      # learning-rate multiplier of the head (weight and bias)
+        "no_decay_bias_norm": False,  # no weight decay on biases and normalisation layers
+        "betas": [0.9, 0.999],    # AdamW
     },
     "train": {
         "epochs": 15,
+        "steps": None,            # exact optimisation steps (epochs derived, the last cut short); None: epochs
         "seed": 0,
         "ema": None,              # EMA decay of the weights (e.g. 0.999); None: off
         "device": "auto",         # auto | cpu | cuda | cuda:N
@@ -54,6 +59,20 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # Mixing of images and targets (BC, BC+, mixup...): a registered mixer name, or None.
     "mix": {"name": None, "options": {}},
+    # Where each sample's target comes from (labelrep.train.targets): the class table, a per-image
+    # table, a teacher run...
+    "target": {"name": "table", "options": {}},
+}
+
+# Keys added after run folders existed: at these values they change nothing a run computes, so they
+# stay out of a run's identity and older study folders keep their run ids (and their finished runs).
+NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("optim", "name"): "sgd",
+    ("optim", "head_lr_mult"): 1.0,
+    ("optim", "no_decay_bias_norm"): False,
+    ("optim", "betas"): [0.9, 0.999],
+    ("train", "steps"): None,
+    ("target",): {"name": "table", "options": {}},
 }
 
 
@@ -145,8 +164,20 @@ def resolve(*layers: dict | None) -> dict:
     return config
 
 
+def identity(config: dict) -> dict:
+    """The config without keys at their neutral defaults (see ``NEUTRAL_DEFAULTS``)."""
+    cfg = copy.deepcopy(config)
+    for path, neutral in NEUTRAL_DEFAULTS.items():
+        node = cfg
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node and node[path[-1]] == neutral:
+            del node[path[-1]]
+    return cfg
+
+
 def config_hash(config: dict) -> str:
-    text = json.dumps(config, sort_keys=True, default=str)
+    text = json.dumps(identity(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from ..train.loop import Hooks
+from ..train.hooks import Hooks
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -29,15 +29,15 @@ class ProgressHooks(Hooks):
         self.quiet = quiet
         self.bar = None
 
-    def on_start(self, parts, epochs, steps_per_epoch, first_epoch):
+    def on_start(self, state):
         if self.quiet:
             return
         from tqdm import tqdm
 
-        total = epochs * steps_per_epoch
-        self.bar = tqdm(total=total, initial=(first_epoch - 1) * steps_per_epoch, unit="step",
-                        file=sys.stderr, dynamic_ncols=True, leave=False,
-                        desc=f"{parts.config['label']['name']}/{parts.config['model']['name']}")
+        cfg = state.parts.config
+        self.bar = tqdm(total=state.total_steps, initial=(state.first_epoch - 1) * state.steps_per_epoch,
+                        unit="step", file=sys.stderr, dynamic_ncols=True, leave=False,
+                        desc=f"{cfg['label']['name']}/{cfg['model']['name']}")
 
     def on_step(self, epoch, step):
         if self.bar is not None:

@@ -1,8 +1,9 @@
 """Mixing of images and targets in the batch (between-class learning, mixup...).
 
-A mixer is built with the label space and called like timm's: ``x, target = mixer(x, y)``,
-where ``x`` is a normalised, augmented batch and ``target`` a dense target ``[B, *shape]``
-made from the label space's table rows, so mixing works for every label space.
+A mixer is built with the label space and called as ``x, target = mixer(x, target, y)``, where
+``x`` is a normalised, augmented batch, ``target`` the dense per-sample target ``[B, *shape]`` the
+run's target source made (class-table rows, soft, refined or multi-hot rows alike) and ``y`` the class
+ids (BC pairs images of different classes), so mixing works for every label space and target source.
 A mixer draws its randomness from the CPU generator the loop hands it each epoch
 (``set_generator``), so runs repeat and resume exactly.
 
@@ -136,7 +137,7 @@ class Mixer:
         seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator).item())
         return np.random.default_rng(seed).beta(alpha, alpha, size=n)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -174,12 +175,12 @@ class BetweenClass(Mixer):
             r = 0.5 + 0.5 * r  # U(0.5, 1): the first image holds the larger share
         return partner, torch.where(partner == torch.arange(len(y), device=y.device), torch.ones_like(r), r)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         partner, r = self.draw(y)
         x2 = x[partner]
         image = bc_plus_mix(x, x2, r) if self.plus else bc_mix(x, x2, r)
-        t1 = self.label_space.targets(y)
-        target = t1 if self.single_label else mix_targets(t1, t1[partner], r)
+        if not self.single_label:
+            target = mix_targets(target, target[partner], r)
         return _like(image, x), target
 
 
@@ -220,11 +221,10 @@ class Mixup(Mixer):
             raise UserError(f"mixup mode must be 'batch' or 'elem', got {mode!r}")
         self.alpha, self.mode = _check_alpha(alpha), mode
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = 1 if self.mode == "batch" else len(y)
         lam = torch.as_tensor(self._beta(self.alpha, n), dtype=torch.float32).expand(len(y)).to(x.device)
-        t = self.label_space.targets(y)
-        return _like(bc_mix(x, x.flip(0), lam), x), mix_targets(t, t.flip(0), lam)
+        return _like(bc_mix(x, x.flip(0), lam), x), mix_targets(target, target.flip(0), lam)
 
 
 class CutMix(Mixer):
@@ -249,12 +249,11 @@ class CutMix(Mixer):
         x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, width)
         return y0, y1, x0, x1, 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y0, y1, x0, x1, lam = self.box(x.shape[-2], x.shape[-1])
         out = x.clone()
         out[..., y0:y1, x0:x1] = x.flip(0)[..., y0:y1, x0:x1]
-        t = self.label_space.targets(y)
-        return out, mix_targets(t, t.flip(0), torch.full((len(y),), lam, device=t.device))
+        return out, mix_targets(target, target.flip(0), torch.full((len(y),), lam, device=target.device))
 
 
 @MIXERS.register("mixup")

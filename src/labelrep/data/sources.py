@@ -26,14 +26,25 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 @dataclass
 class Split:
+    """Images and class ids; ``index`` says where each image sits in the source's full split (so
+    per-image tables stay aligned after subsets), ``targets`` optional per-image dense targets
+    ``[N, *shape]`` the source supplies (soft or multi-hot labels; NaN: left out of the loss)."""
+
     images: np.ndarray  # uint8 [N, C, H, W]
     labels: np.ndarray  # int64 [N]
+    index: np.ndarray | None = None    # int64 [N]; None: 0..N-1
+    targets: np.ndarray | None = None  # float32 [N, *shape]
+
+    def __post_init__(self) -> None:
+        if self.index is None:
+            self.index = np.arange(len(self.labels), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, indices: np.ndarray) -> "Split":
-        return Split(self.images[indices], self.labels[indices])
+        return Split(self.images[indices], self.labels[indices], self.index[indices],
+                     None if self.targets is None else self.targets[indices])
 
 
 @dataclass

@@ -1,22 +1,4 @@
-"""Scores and accuracy over a whole split, in batches, through the label space's ``scores``."""
-from __future__ import annotations
+"""Accuracy over a split (the scoring itself lives below train/ and evaluate/, in labelrep.scoring)."""
+from ..scoring import accuracy, predict_scores
 
-import torch
-from torch import nn
-
-from ..data.loader import DeviceLoader
-from ..models.modes import eval_mode
-
-
-@torch.no_grad()
-def predict_scores(model: nn.Module, label_space, loader: DeviceLoader) -> torch.Tensor:
-    """``[N, C]`` scores of every image the loader yields, in its order."""
-    with eval_mode(model):
-        out = [label_space.scores(model(x)).float() for x, _, _ in loader]
-    return torch.cat(out)
-
-
-def accuracy(model: nn.Module, label_space, loader: DeviceLoader) -> float:
-    """Fraction of images whose highest score is their class."""
-    scores = predict_scores(model, label_space, loader)
-    return (scores.argmax(1) == loader.labels).float().mean().item()
+__all__ = ["accuracy", "predict_scores"]

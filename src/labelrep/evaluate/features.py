@@ -75,16 +75,17 @@ class FeatureSnapshots:
         self.features: dict[float, np.ndarray] = {}
         self.steps: dict[float, int] = {}
 
-    def on_start(self, parts, epochs, steps_per_epoch, first_epoch):
-        self.parts, self.steps_per_epoch = parts, steps_per_epoch
-        total = epochs * steps_per_epoch
+    def on_start(self, state):
+        parts = state.parts
+        self.parts, self.steps_per_epoch = parts, state.steps_per_epoch
+        total = state.total_steps
         self.at = {}
         for f in self.fractions:
             self.at.setdefault(max(1, math.ceil(f * total)), f)
         test = parts.data.test if self.split is None else self.split
         self.index = fixed_images(test.labels, self.count, self.seed)
         self.images, self.labels = test.images[self.index], test.labels[self.index]
-        self.inner.on_start(parts, epochs, steps_per_epoch, first_epoch)
+        self.inner.on_start(state)
 
     def on_step(self, epoch, step):
         done = (epoch - 1) * self.steps_per_epoch + step + 1

@@ -20,6 +20,8 @@ from torch import nn
 
 class LabelSpace:
     name: str = "base"
+    #: rows are probability distributions over the classes (a teacher's softmax is a valid target)
+    distribution: bool = False
 
     def __init__(self, classes: Sequence[str], table: torch.Tensor):
         if len(classes) != table.shape[0]:

@@ -31,6 +31,7 @@ class CategoricalLabelSpace(LabelSpace):
     (``loss="ce"``) or the KL divergence to the target (``loss="kl"``, BC learning's loss)."""
 
     name = "categorical"
+    distribution = True
 
     def __init__(self, classes: Sequence[str], table: torch.Tensor, loss: str = "ce"):
         if loss not in LOSSES:

@@ -1,5 +1,9 @@
-"""Training: the loop, schedules, checkpoints."""
-from .loop import Hooks, RunResult, train
+"""Training: the loop, target sources, optimisers, schedules, checkpoints, the run type."""
+from .hooks import Hooks, TrainState
+from .loop import RunResult, train
+from .run import Run, load_run
 from .setup import RunParts, build_run
+from .targets import TARGETS, TargetSource
 
-__all__ = ["Hooks", "RunParts", "RunResult", "build_run", "train"]
+__all__ = ["Hooks", "Run", "RunParts", "RunResult", "TARGETS", "TargetSource", "TrainState", "build_run",
+           "load_run", "train"]

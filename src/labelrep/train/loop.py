@@ -1,52 +1,37 @@
-"""The training loop: one readable function, data on the device, nothing extra in the hot path."""
+"""The training loop: one readable function, data on the device, nothing extra in the hot path.
+
+Per step: batch -> target source -> (mixer) -> forward -> loss -> step. The target source says
+what each sample is asked to output (the class table by default); a source that learns from
+training (``watches``) is shown each step's output, any other costs nothing.
+"""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import math
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import config as config_mod
-from ..errors import NonFiniteLossError, UserError
 from ..data.mixing import create_mixer
-from ..evaluate.accuracy import accuracy
+from ..errors import NonFiniteLossError, UserError
 from ..files import atomic_write_json, atomic_write_text
+from ..scoring import accuracy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .hooks import Hooks, TrainState, as_hooks
+from .optim import build_optimizer
+from .run import BEST, CHECKPOINT, Run
 from .schedule import build_scheduler
 from .setup import RunParts, build_run
+from .targets import TargetSource, create_target_source
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-
-
-class Hooks:
-    """Callbacks for progress display; the library itself never prints."""
-
-    def on_start(self, parts: RunParts, epochs: int, steps_per_epoch: int, first_epoch: int) -> None: ...
-    def on_step(self, epoch: int, step: int) -> None: ...
-    def on_epoch(self, record: dict) -> None: ...
-    def on_end(self, summary: dict) -> None: ...
-
-
-@dataclass
-class RunResult:
-    """What ``train`` hands back; ``model`` is the network the run tested (the EMA copy with ``train.ema``),
-    so a result goes wherever a loaded run does (``EVALUATIONS``, ``robust_accuracy``...)."""
-
-    summary: dict
-    history: list[dict]
-    parts: RunParts
-    out_dir: Path | None
-    model: torch.nn.Module
-
-    @property
-    def label_space(self):
-        return self.parts.label_space
+# Kept for callers of the first API: both names are the one run type now.
+RunResult = Run
 
 
 def _flag(value, device: torch.device) -> bool:
@@ -70,40 +55,53 @@ def prepare_out_dir(out: Path, resume: bool) -> bool:
 
 
 def train(config: dict | None = None, out: str | Path | None = None, resume: bool = False,
-          hooks: Hooks | None = None) -> RunResult:
+          hooks: Hooks | list[Hooks] | None = None) -> Run:
     """Train one run; with ``out`` the run folder gets config, metrics, checkpoints and summary."""
-    hooks = hooks or Hooks()
+    hooks = as_hooks(hooks)
     cfg = config_mod.resolve(config)
     parts = build_run(cfg)  # fails on bad input before anything is written
+    targets = create_target_source(cfg["target"]["name"], **cfg["target"]["options"])
     out_dir = Path(out) if out is not None else None
+    targets.bind(parts, out_dir)  # a missing teacher or file fails here, before anything is written
     created = out_dir is not None and not out_dir.exists()
     resuming = prepare_out_dir(out_dir, resume) if out_dir is not None else False
     try:
-        return _train(parts, out_dir, resuming, hooks)
+        return _train(parts, targets, out_dir, resuming, hooks)
     except UserError:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
 
 
-def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) -> RunResult:
+def _plan(t: dict, steps_per_epoch: int) -> tuple[int, int]:
+    """``(epochs, total steps)``: from ``train.steps`` when set (the last epoch cut short), else epochs."""
+    if t["steps"] is None:
+        if t["epochs"] < 1:
+            raise UserError(f"train.epochs must be at least 1, got {t['epochs']}")
+        return t["epochs"], t["epochs"] * steps_per_epoch
+    steps = t["steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UserError(f"train.steps must be a whole number of optimisation steps >= 1, got {steps!r}")
+    return math.ceil(steps / steps_per_epoch), steps
+
+
+def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resuming: bool, hooks: Hooks) -> Run:
     cfg, model, space, device = parts.config, parts.model, parts.label_space, parts.device
     o, t = cfg["optim"], cfg["train"]
-    epochs, seed = t["epochs"], t["seed"]
-    if epochs < 1:
-        raise UserError(f"train.epochs must be at least 1, got {epochs}")
+    seed = t["seed"]
     eval_every = t["eval_every"]
     if not (isinstance(eval_every, int) and eval_every >= 1):
         raise UserError(f"train.eval_every must be a whole number of epochs >= 1, got {eval_every!r}")
     train_loader = parts.loader(parts.train, train=True)
     test_loader = parts.loader(parts.data.test)
     val_loader = parts.loader(parts.val) if parts.val is not None else None
-    if len(train_loader) == 0:
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
         raise UserError("the training set is empty after subsetting; raise data.fraction")
+    epochs, total_steps = _plan(t, steps_per_epoch)
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"],
-                                nesterov=o["nesterov"] and o["momentum"] > 0, weight_decay=o["weight_decay"])
-    scheduler = build_scheduler(optimizer, o, len(train_loader), epochs)
+    optimizer = build_optimizer(model, o)
+    scheduler = build_scheduler(optimizer, o, steps_per_epoch, epochs, total_steps)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t["ema"]), use_buffers=True)
            if t["ema"] else None)
     eval_model = ema.module if ema is not None else model
@@ -111,6 +109,7 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
     use_amp = _flag(t["amp"], device)
     forward = torch.compile(model) if _flag(t["compile"], device) else model
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    watches = targets.watches
 
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": None, "test_accuracy": None}
@@ -122,12 +121,13 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
+        targets.load_state_dict(state.get("targets") or {})
         history, best = list(state["history"]), dict(state["best"])
         first_epoch = state["epoch"] + 1
     if out_dir is not None:
         atomic_write_text(out_dir / "config.yaml", config_mod.dump_yaml(cfg))
 
-    hooks.on_start(parts, epochs, len(train_loader), first_epoch)
+    hooks.on_start(TrainState(parts, out_dir, epochs, steps_per_epoch, total_steps, first_epoch, model, eval_model))
     check_every = 1 if device.type == "cpu" else 50  # a host sync per step is free on the CPU only
     started = time.perf_counter()
     for epoch in range(first_epoch, epochs + 1):
@@ -141,16 +141,16 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
         if mixer is not None:
             mixer.set_generator(generator)
         model.train()
-        steps = len(train_loader)
+        steps = min(steps_per_epoch, total_steps - (epoch - 1) * steps_per_epoch)
         losses = torch.zeros(steps, device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         seen = 0
         lr = optimizer.param_groups[0]["lr"]
-        for step, (x, y, _) in enumerate(train_loader):
-            if mixer is None:
-                target = space.targets(y)
-            else:
-                x, target = mixer(x, y)
+        # islice: a step budget may end the last epoch early
+        for step, (x, y, idx) in enumerate(itertools.islice(train_loader, steps)):
+            target = targets(x, y, idx)
+            if mixer is not None:
+                x, target = mixer(x, target, y)
             with autocast():
                 output = forward(x)
             loss = space.loss(output, target)
@@ -163,9 +163,12 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
             losses[step] = loss.detach()
             correct += (space.scores(output.detach()).argmax(1) == y).sum()
             seen += len(y)
+            if watches:
+                targets.observe(output.detach(), target, y, idx)
             if (step + 1) % check_every == 0 or step + 1 == steps:
                 _check_finite(losses[: step + 1], epoch)
             hooks.on_step(epoch, step)
+        targets.on_epoch_end(epoch)
         record = {
             "epoch": epoch,
             "train_loss": losses.mean().item(),
@@ -190,18 +193,18 @@ def _train(parts: RunParts, out_dir: Path | None, resuming: bool, hooks: Hooks) 
                 save_checkpoint(out_dir / CHECKPOINT, {
                     "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                    "history": history, "best": best,
+                    "history": history, "best": best, "targets": targets.state_dict(),
                     "eval_model": eval_model.state_dict() if ema is not None else None})
         hooks.on_epoch(record)
 
     # Hand back a model ready for evaluation: batch norm on running statistics, no state updates.
     model.eval()
     eval_model.eval()
-    summary = summarize(parts, history, best, time.perf_counter() - started)
+    summary = summarize(parts, history, best, time.perf_counter() - started, total_steps)
     if out_dir is not None:
         atomic_write_json(out_dir / "summary.json", summary)
     hooks.on_end(summary)
-    return RunResult(summary, history, parts, out_dir, eval_model)
+    return Run(out_dir, parts.config, parts, summary, history, eval_model)
 
 
 def _check_finite(losses: torch.Tensor, epoch: int) -> None:
@@ -211,13 +214,14 @@ def _check_finite(losses: torch.Tensor, epoch: int) -> None:
         raise NonFiniteLossError(epoch, step, float(losses[step]))
 
 
-def summarize(parts: RunParts, history: list[dict], best: dict, wall_seconds: float) -> dict:
+def summarize(parts: RunParts, history: list[dict], best: dict, wall_seconds: float, total_steps: int) -> dict:
     cfg, last = parts.config, history[-1]
     summary = {
         "dataset": cfg["data"]["dataset"],
         "label": cfg["label"]["name"],
         "model": cfg["model"]["name"],
-        "epochs": cfg["train"]["epochs"],
+        "epochs": len(history) if cfg["train"]["steps"] is not None else cfg["train"]["epochs"],
+        "steps": total_steps,
         "seed": cfg["train"]["seed"],
         "fraction": cfg["data"]["fraction"],
         "train_images": len(parts.train),
@@ -229,6 +233,7 @@ def summarize(parts: RunParts, history: list[dict], best: dict, wall_seconds: fl
         "wall_seconds": wall_seconds,
         "config_hash": config_mod.config_hash(cfg),
         "label_space": parts.label_space.describe(),
+        "target": cfg["target"]["name"],
     }
     if best["epoch"] is not None:
         summary.update(best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"],

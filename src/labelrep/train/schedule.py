@@ -32,8 +32,10 @@ def lr_multiplier(name: str, total_steps: int, warmup_steps: int = 0, milestones
     return multiplier
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: dict, steps_per_epoch: int, epochs: int):
-    total = steps_per_epoch * epochs
+def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: dict, steps_per_epoch: int, epochs: int,
+                    total_steps: int | None = None):
+    """The schedule spans ``total_steps`` (default: every step of ``epochs`` epochs)."""
+    total = steps_per_epoch * epochs if total_steps is None else total_steps
     warmup = int(round(optim_cfg["warmup_epochs"] * steps_per_epoch))
     fn = lr_multiplier(optim_cfg["schedule"], total, warmup, optim_cfg["milestones"], optim_cfg["gamma"])
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

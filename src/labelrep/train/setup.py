@@ -63,8 +63,12 @@ def select_training_images(data: ImageData, data_cfg: dict, seed: int) -> tuple[
     return train, val
 
 
-def label_context(data: ImageData) -> dict:
-    return {"dataset": data.name, "image_size": data.image_size}
+def label_context(data: ImageData, train: Split | None = None) -> dict:
+    """Facts about the data a label-space factory may name as parameters."""
+    context = {"dataset": data.name, "image_size": data.image_size}
+    if train is not None:  # class counts of the images this run trains on (class-balanced losses)
+        context["train_class_counts"] = class_counts(train.labels, len(data.classes))
+    return context
 
 
 def build_run(config: dict) -> RunParts:
@@ -73,7 +77,7 @@ def build_run(config: dict) -> RunParts:
     d = config["data"]
     data = load_dataset(d["dataset"], d["data_dir"], d["download"], **d["options"])
     train, val = select_training_images(data, d, config["train"]["seed"])
-    label_space = create_label_space(config["label"]["name"], data.classes, context=label_context(data),
+    label_space = create_label_space(config["label"]["name"], data.classes, context=label_context(data, train),
                                      **config["label"]["options"])
     torch.manual_seed(config["train"]["seed"])
     model = create_model(config["model"]["name"], label_space, data.in_chans, data.image_size,
