@@ -294,8 +294,8 @@ def _zero_gradient_rows(pixel, label_space, protocols, x01, labels, correct, bat
     rows = []
     for loss in sorted(losses):
         zero = zero_gradient(pixel, objective(label_space, loss), x01[idx], labels[idx], batch_size)
-        rows.append({"metric": "zero_grad_fraction", "images": int(len(idx)),
-                     "protocol": "paper" if loss == "train" else "strong", "loss": loss,
+        rows.append({"metric": "zero_grad_fraction", "images": len(x01), "attacked": int(len(idx)),
+                     "protocol": "paper" if loss == "train" else "strong", "attack": "gradient", "loss": loss,
                      "value": zero.float().mean().item() if len(idx) else 0.0})
     return rows
 
