@@ -137,7 +137,7 @@ def robustness_stage(args, label: str, rows_file: Path) -> None:
     rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images),
                            torch.as_tensor(test.labels), protocols=["paper", "strong"],
                            attacks={"paper": args.paper_attacks, "strong": args.strong_attacks},
-                           eps=args.eps, steps=args.steps, restarts=args.restarts, seed=0)
+                           eps=args.eps, steps=args.steps, restarts=args.restarts, autoattack=None, seed=0)
     attack_s = time.perf_counter() - t0
     for r in rows:
         r.update(label=label, epochs=cfg["train"]["epochs"], fraction=args.robust_fraction)
@@ -150,8 +150,7 @@ def robustness_stage(args, label: str, rows_file: Path) -> None:
 
 def stress_stage(args, label: str, rows_file: Path) -> None:
     """A much stronger attack on the robustness run (which must exist): PGD with more steps and random
-    restarts on the margin and CE of the scores, plus AutoAttack's two APGD runs when torchattacks is
-    there. If a label space's robustness under the strong protocol was gradient masking, it falls here."""
+    restarts on the margin, CE and DLR of the scores, plus AutoAttack's two APGD runs (pyautoattack). If a label space's robustness under the strong protocol was gradient masking, it falls here."""
     from labelrep.run import load_run
 
     key = f"stress/{label}"
@@ -161,7 +160,7 @@ def stress_stage(args, label: str, rows_file: Path) -> None:
     parts = load_run(folder).parts
     test = eval_split(args.data_dir, args.stress_images)
     try:
-        import torchattacks  # noqa: F401
+        import pyautoattack  # noqa: F401
         aa = "apgd"
     except ImportError:
         aa = None
