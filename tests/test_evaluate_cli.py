@@ -53,7 +53,7 @@ def test_mistakes_are_one_sentence_and_status_2(run_dir, tmp_path, argv, capsys)
     argv = [a.format(run=run_dir, missing=tmp_path / "nope") for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("labelrep: error:") and "Traceback" not in err
+    assert err.startswith("labelrep") and "error:" in err and "Traceback" not in err
 
 
 def test_efficiency_command(tmp_path, capsys):

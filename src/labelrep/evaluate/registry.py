@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..registry import Registry
 
-EVALUATIONS: Registry = Registry("evaluation")
+EVALUATIONS: Registry = Registry("evaluation", builds=False)  # they run: their errors are not refusals
 
 
 @EVALUATIONS.register("accuracy", "test accuracy of the run's final weights")

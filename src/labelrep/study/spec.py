@@ -40,6 +40,7 @@ from typing import Any
 
 from .. import config as config_mod
 from ..errors import UserError
+from ..train.preflight import check_names
 
 TOP_KEYS = ("name", "description", "base", "axes", "seeds", "exclude", "evaluations", "threads")
 # Keys that say where the data lives, not what the run computes: left out of a run's identity.
@@ -244,10 +245,31 @@ def _parse_evaluations(raw: Any, axes: list[Axis]) -> list[Evaluation]:
             accepted = [p for p in inspect.signature(factory).parameters if p not in ("run", "args", "kwargs")]
             raise UserError(f"evaluation {ev.name!r} got options {sorted(ev.options)}; it accepts: "
                             f"{', '.join(accepted) or 'no options'}") from None
+        _check_figure(ev)
         if any(e.key == ev.key and e.where == ev.where for e in out):
             raise UserError(f"evaluation {ev.name!r} is listed twice with the same options")
         out.append(ev)
     return out
+
+
+def _check_figure(ev: Evaluation) -> None:
+    """``figure``: true (the run folder's figures/), false, or a relative path that stays in the run folder."""
+    figure = ev.options.get("figure")
+    if figure is None or isinstance(figure, bool):
+        return
+    if not isinstance(figure, str) or not figure.strip():
+        raise UserError(f"option figure of evaluation {ev.name!r} must be true, false or a file name, got {figure!r}")
+    if figure_escapes(figure):
+        raise UserError(f"option figure of evaluation {ev.name!r} is {figure!r}, which leaves the run folder; "
+                        "give true or a relative file name such as figures/curve.png")
+
+
+def figure_escapes(figure: str) -> bool:
+    import os.path
+    from pathlib import PurePath
+
+    normal = os.path.normpath(figure)
+    return PurePath(figure).is_absolute() or normal == ".." or normal.startswith(".." + os.sep) or normal == "."
 
 
 def _parse_where(raw: Any, axes: list[Axis], what: str) -> dict:
@@ -283,13 +305,16 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
     """Check a study mapping and expand it into runs; every mistake is a UserError naming the key."""
     if not isinstance(data, dict):
         raise UserError("a study file must hold a mapping with keys base, axes, seeds, evaluations")
+    if not data:
+        raise UserError("the study is empty; give it at least 'base' or 'axes' (see configs/quick.yaml)")
     unknown = set(data) - set(TOP_KEYS)
     if unknown:
         raise UserError(f"unknown study key(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(TOP_KEYS)}")
     name = str(data.get("name") or default_name)
-    if not set(name) <= NAME_CHARS:
-        raise UserError(f"study name {name!r} may use only letters, digits, '-', '_' and '.'")
-    base = _nest(data.get("base") or {}, "'base'")
+    if not set(name) <= NAME_CHARS or not name[:1].isalnum():
+        raise UserError(f"study name {name!r} must start with a letter or digit and use only letters, digits, "
+                        "'-', '_' and '.' (it names the study folder)")
+    base = _nest(data["base"] if data.get("base") is not None else {}, "'base'")
     config_mod.resolve(base)  # unknown keys and wrong types fail here, before any run starts
     axes = _parse_axes(data.get("axes"))
     seeds = _parse_seeds(data.get("seeds"))
@@ -310,6 +335,7 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
             layers = [base, *[a.fragments[i] for a, i in zip(axes, combo)], {"train": {"seed": seed}}]
             try:
                 cfg = config_mod.resolve(*layers)
+                check_names(cfg)  # every cell checked before the first run starts
             except UserError as err:
                 where = ", ".join(f"{k}={v}" for k, v in cell.items())
                 raise UserError(f"run {where or '(base)'}: {err}") from None
