@@ -7,8 +7,8 @@ import functools
 import pytest
 import torch
 
-from labelrep.evaluate.attacks import BIM, FGSM, NormalisedModel, PixelModel, ScoresModel, paper_eps
-from labelrep.evaluate.robustness import objective, robust_accuracy, robustness, zero_gradient
+from labelrep.evaluate.attacks import BIM, FGSM, NormalisedModel, PixelModel, paper_eps
+from labelrep.evaluate.robustness import objective, reference_autoattack, robust_accuracy, robustness, zero_gradient
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,8 +28,6 @@ def _images(n: int):
 
 def test_strong_protocol_is_no_weaker_than_the_reference_autoattack_nor_the_paper_protocol(one_torch_thread):
     pytest.importorskip("pyautoattack")
-    from pyautoattack import AutoAttack
-
     parts, x, y = _images(32)  # few images: AutoAttack's Square costs 5,000 forward passes whatever the count
     eps = [8.0, 16.0]
     rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, x, y, protocols=["paper", "strong"],
@@ -38,15 +36,8 @@ def test_strong_protocol_is_no_weaker_than_the_reference_autoattack_nor_the_pape
     assert acc[("adversarial_accuracy", "strong", "none", "none", 0.0)] > 0.75
 
     # the reference: fra31's AutoAttack, standard version, run on its own on the label space's scores
-    pixel = PixelModel(parts.model, parts.normalize).eval()
-    scores = ScoresModel(pixel, parts.label_space)
     for e in eps:
-        aa = AutoAttack(scores, eps=e / 255, norm="Linf", version="standard", seed=0)
-        aa.verbose = False
-        with torch.random.fork_rng():
-            x_adv, _ = aa.run_standard_evaluation(x.float() / 255, y, batch_size=250)
-        with torch.no_grad():
-            reference = (scores(x_adv).argmax(1) == y).float().mean().item()
+        reference = reference_autoattack(parts.model, parts.label_space, parts.normalize, x, y, e)
         strong = acc[("adversarial_accuracy", "strong", "worst", "any", e)]
         paper = acc[("adversarial_accuracy", "paper", "worst", "any", e)]
         assert strong <= reference + 0.005, (e, strong, reference)

@@ -167,6 +167,25 @@ def _autoattack_survivors(pixel, label_space, eps, version: str, seed: int, x01,
     return after
 
 
+def reference_autoattack(model, label_space, normalize, images: torch.Tensor, labels: torch.Tensor, eps_255: float,
+                         seed: int = 0, batch_size: int = 250) -> float:
+    """Accuracy under the reference AutoAttack alone (pyautoattack, standard version, one run on the whole
+    set, as its authors run it) on ``scores``: the yardstick the strong protocol must not be above."""
+    from pyautoattack import AutoAttack
+
+    device = next(model.parameters()).device
+    x01 = (images.float() / 255.0 if images.dtype == torch.uint8 else images.float()).to(device)
+    labels = labels.to(device)
+    with eval_mode(model):
+        scores = ScoresModel(PixelModel(model, normalize), label_space)
+        aa = AutoAttack(scores, eps=float(eps_255) / 255.0, norm="Linf", version="standard", seed=seed, device=device)
+        aa.verbose = False
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            x_adv, _ = aa.run_standard_evaluation(x01, labels, batch_size=batch_size)
+        with torch.no_grad():
+            return (scores(x_adv).argmax(1) == labels).float().mean().item()
+
+
 def _attack_options(protocol: str, attack: str, steps: int, restarts: int, seed: int) -> dict:
     options: dict = {}
     if attack in ("bim", "pgd"):
