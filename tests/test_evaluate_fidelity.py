@@ -42,7 +42,7 @@ def test_strong_protocol_is_no_weaker_than_the_reference_autoattack_nor_the_pape
         paper = acc[("adversarial_accuracy", "paper", "worst", "any", e)]
         assert strong <= reference + 0.005, (e, strong, reference)
         assert strong <= paper
-        assert acc[("paper_minus_strong", "strong", "worst", "any", e)] == pytest.approx(paper - strong)
+        assert acc[("paper_minus_strong", "paper-strong", "worst", "any", e)] == pytest.approx(paper - strong)
         assert 0.0 <= acc[("blackbox_beats_whitebox", "strong", "square", "margin", e)] <= 1.0
         every = [v for k, v in acc.items() if k[0] == "adversarial_accuracy" and k[4] == e]
         assert strong == min(every)  # the worst case is the minimum over everything run

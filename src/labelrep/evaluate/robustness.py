@@ -287,7 +287,7 @@ def robust_accuracy(model, label_space, normalize, images: torch.Tensor, labels:
                              "loss": "any", **where})
             if flags and "strong" in worst:
                 if "paper" in worst:
-                    rows.append({**base, "metric": "paper_minus_strong", "protocol": "strong", "attack": "worst",
+                    rows.append({**base, "metric": "paper_minus_strong", "protocol": "paper-strong", "attack": "worst",
                                  "loss": "any", **where,
                                  "value": (worst["paper"].float().mean() - worst["strong"].float().mean()).item()})
                 if white is not None:
