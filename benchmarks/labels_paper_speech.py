@@ -49,11 +49,11 @@ def compare(dataset: str, classes: list[str], speech_dir: str) -> dict:
         d = np.abs(table[i] - ref)
         diffs.append(d)
         per_class.append({"dataset": dataset, "class": classes[i], "frames": frames,
-                          "max_abs_db": round(float(d.max()), 4), "mean_abs_db": round(float(d.mean()), 5)})
+                          "max_abs_db": float(f"{d.max():.3g}"), "mean_abs_db": float(f"{d.mean():.3g}")})
     all_d = np.stack(diffs)
     return {"per_class": per_class, "overall": {"dataset": dataset, "classes": len(classes),
-                                                "max_abs_db": round(float(all_d.max()), 4),
-                                                "mean_abs_db": round(float(all_d.mean()), 5),
+                                                "max_abs_db": float(f"{all_d.max():.3g}"),
+                                                "mean_abs_db": float(f"{all_d.mean():.3g}"),
                                                 "table_range": [float(table.min()), float(table.max())]}}
 
 
