@@ -82,7 +82,7 @@ def test_paper_eps_uses_the_authors_cifar_std(one_torch_thread, cifar_tiny):
                  "train": {"epochs": 1, "device": "cpu", "seed": 0}})
     rows = robustness(run, protocols=["paper"], attacks=["fgsm"], paper_eps=[0.3], max_images=8, flags=False)
     row = next(r for r in rows if r.get("paper_eps") == 0.3)
-    assert [round(c, 1) for c in row["eps_channels"]] == [15.5, 15.3, 15.4]
+    assert [round(float(c), 1) for c in row["eps_channels"].split("/")] == [15.5, 15.3, 15.4]  # per channel, /255
     assert row["eps"] == pytest.approx(0.3 * (0.2023 + 0.1994 + 0.2010) / 3 * 255)
     assert torch.allclose(paper_eps(0.3) * 255, torch.tensor([15.4755, 15.2541, 15.3765]), atol=1e-3)
 

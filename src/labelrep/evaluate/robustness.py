@@ -253,7 +253,7 @@ def robust_accuracy(model, label_space, normalize, images: torch.Tensor, labels:
             rows += _zero_gradient_rows(pixel, label_space, protocols, x01, labels, correct, batch_size)
         for budget, e255, pe in _eps_list(eps, paper, std_u):
             where = {"eps": e255} if pe is None else {"eps": e255, "paper_eps": pe,
-                                                     "eps_channels": [round(float(b) * 255, 3) for b in budget]}
+                                                     "eps_channels": "/".join(f"{float(b) * 255:.3f}" for b in budget)}
             worst = {}
             white = square = None  # survivors of every white-box attack, and of Square after AutoAttack's
             for p in protocols:
