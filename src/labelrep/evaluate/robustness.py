@@ -315,7 +315,7 @@ def _zero_gradient_rows(pixel, label_space, protocols, x01, labels, correct, bat
         zero = zero_gradient(pixel, objective(label_space, loss), x01[idx], labels[idx], batch_size)
         rows.append({"metric": "zero_grad_fraction", "images": len(x01), "attacked": int(len(idx)),
                      "protocol": "paper" if loss == "train" else "strong", "attack": "gradient", "loss": loss,
-                     "value": zero.float().mean().item() if len(idx) else 0.0})
+                     "eps": 0.0, "value": zero.float().mean().item() if len(idx) else 0.0})  # at the clean image
     return rows
 
 
