@@ -222,6 +222,8 @@ def robust_accuracy(model, label_space, normalize, images: torch.Tensor, labels:
             raise UserError(f"unknown protocol {p!r}; known: {', '.join(PROTOCOLS)}")
     per_protocol = {}
     for p in protocols:
+        if isinstance(attacks, Mapping) and p not in attacks:
+            raise UserError(f"attacks gives lists for {', '.join(attacks)} but not for the protocol {p}")
         names = list(attacks[p] if isinstance(attacks, Mapping) else attacks)
         if p == "paper_exact":
             if isinstance(attacks, Mapping) and set(names) - set(PAPER_EXACT_ATTACKS):
