@@ -1,10 +1,11 @@
-"""The paper voice's speech table against an independent recomputation of the authors' mel pipeline.
+"""The paper voice's speech tables against the authors' own recipe applied to their recordings.
 
-The recomputation follows the paper's recipe call by call (librosa.load at 22,050 Hz, trim,
-melspectrogram with n_mels=64, hop_length=256, fmax=8000, power_to_db(ref=max)) and resizes with
-Pillow (``Image.fromarray(db).resize((64, 64))``, the resize the authors' scripts use), where the
-label space resizes with torch's antialiased bilinear interpolation. Prints the max and mean
-absolute difference in dB, per class and overall, and the librosa version.
+The authors' ``.npy`` tables are not at hand, so their generation notebook (``labels/labels.ipynb`` of
+BoyuanChen/label_representations) is replayed call for call on their WAV files: ``librosa.load(sr=22050)``
+(float32), ``librosa.effects.trim``, ``melspectrogram(hop_length=256, n_mels=64, fmax=8000)``,
+``power_to_db(ref=np.max)``, ``skimage.transform.resize(mel, (64, 64))``, stored as float32. The label
+space builds its table in float64 (so it does not depend on the thread count) with the same calls.
+Prints the max and mean absolute difference in dB per class and overall, for CIFAR-10 and CIFAR-100.
 
     python benchmarks/labels_paper_speech.py --speech-dir ../shared/data/paper-speech
 """
@@ -21,46 +22,57 @@ import numpy as np
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def authors_recipe(path: Path, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def authors_recipe(path: Path, size: int = 64) -> tuple[int, np.ndarray]:
+    """One cell of the authors' notebook: (number of frames, the float32 label)."""
     import librosa
-    from PIL import Image
+    from skimage.transform import resize
 
     y, sr = librosa.load(str(path), sr=22050)
     y, _ = librosa.effects.trim(y)
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=64, hop_length=256, fmax=8000)
-    db = librosa.power_to_db(mel, ref=np.max)
-    return db, np.asarray(Image.fromarray(db.astype(np.float32)).resize((size, size)))
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=256, n_mels=64, fmax=8000)
+    mel = librosa.power_to_db(mel, ref=np.max)
+    return mel.shape[1], resize(mel, (size, size)).astype(np.float32)
+
+
+def compare(dataset: str, classes: list[str], speech_dir: str) -> dict:
+    from labelrep.labels import create_label_space
+    from labelrep.labels.speech import paper_file_names
+
+    with tempfile.TemporaryDirectory() as cache:  # build the table afresh, not from a cache
+        space = create_label_space("speech", classes, context={"dataset": dataset, "image_size": 32}, voice="paper",
+                                   speech_dir=speech_dir, cache_dir=cache)
+    table = space.table.numpy()
+    folder = Path(speech_dir) / dataset
+    per_class, diffs = [], []
+    for i, name in enumerate(paper_file_names(dataset, classes)):
+        frames, ref = authors_recipe(folder / name)
+        d = np.abs(table[i] - ref)
+        diffs.append(d)
+        per_class.append({"dataset": dataset, "class": classes[i], "frames": frames,
+                          "max_abs_db": float(f"{d.max():.3g}"), "mean_abs_db": float(f"{d.mean():.3g}")})
+    all_d = np.stack(diffs)
+    return {"per_class": per_class, "overall": {"dataset": dataset, "classes": len(classes),
+                                                "max_abs_db": float(f"{all_d.max():.3g}"),
+                                                "mean_abs_db": float(f"{all_d.mean():.3g}"),
+                                                "table_range": [float(table.min()), float(table.max())]}}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--speech-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "paper-speech"))
+    p.add_argument("--datasets", nargs="+", default=["cifar10", "cifar100"])
     args = p.parse_args(argv)
 
     import librosa
-    import PIL
+    import skimage
 
-    from labelrep.labels import create_label_space
-
-    with tempfile.TemporaryDirectory() as cache:  # build the table afresh, not from a cache
-        space = create_label_space("speech", CIFAR10, context={"dataset": "cifar10", "image_size": 32}, voice="paper",
-                                   speech_dir=args.speech_dir, cache_dir=cache)
-    table = space.table.numpy()
-    folder = Path(args.speech_dir) / "cifar10"
-    rows, diffs = [], []
-    for i, c in enumerate(CIFAR10):
-        db, ref = authors_recipe(folder / f"{c}.wav")
-        d = np.abs(table[i] - ref)
-        diffs.append(d)
-        rows.append({"class": c, "frames": db.shape[1], "max_abs_db": round(float(d.max()), 3),
-                     "mean_abs_db": round(float(d.mean()), 3), "ref_range": [round(float(ref.min()), 2),
-                                                                              round(float(ref.max()), 2)]})
-    for r in rows:
-        print(json.dumps(r))
-    all_d = np.stack(diffs)
-    print(json.dumps({"overall_max_abs_db": round(float(all_d.max()), 3), "overall_mean_abs_db": round(float(all_d.mean()), 3),
-                      "table_range": [float(table.min()), float(table.max())], "librosa": librosa.__version__,
-                      "pillow": PIL.__version__}))
+    for ds in args.datasets:
+        classes = CIFAR10 if ds == "cifar10" else [str(i) for i in range(100)]
+        result = compare(ds, classes, args.speech_dir)
+        for r in result["per_class"]:
+            print(json.dumps(r))
+        print(json.dumps(result["overall"]))
+    print(json.dumps({"librosa": librosa.__version__, "scikit-image": skimage.__version__}))
     return 0
 
 

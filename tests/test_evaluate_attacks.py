@@ -1,4 +1,5 @@
-"""Attacks: exact FGSM steps, projection, the paper protocol's bookkeeping, PGD vs FGSM, torchattacks parity."""
+"""Attacks: exact FGSM steps, projection, the paper protocol's bookkeeping, PGD vs FGSM, torchattacks parity,
+the strong losses where cross-entropy saturates, AutoAttack on scores."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from labelrep.errors import UserError
-from labelrep.evaluate.attacks import BIM, FGSM, PGD, PixelModel, margin, paper_eps, project
-from labelrep.evaluate.robustness import robust_accuracy, survivors
+from labelrep.evaluate.attacks import BIM, FGSM, PGD, PixelModel, dlr, margin, paper_eps, project
+from labelrep.evaluate.robustness import objective, robust_accuracy, survivors
 
 from evaluate_helpers import digits_result
 
@@ -108,13 +109,14 @@ def test_pgd_is_at_least_as_strong_as_fgsm_on_a_trained_model():
     test = parts.data.test
     rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[:200]),
                            torch.as_tensor(test.labels[:200]), protocols=["paper", "strong"],
-                           attacks=["fgsm", "pgd"], eps=[24], steps=10)
+                           attacks=["fgsm", "pgd"], eps=[24], steps=10, autoattack=None, flags=False)
     acc = {(r["protocol"], r["attack"], r["loss"]): r["value"] for r in rows}
     assert acc[("paper", "none", "none")] > 0.9
     assert acc[("paper", "fgsm", "train")] < acc[("paper", "none", "none")] - 0.1  # the attack bites
     assert acc[("paper", "pgd", "train")] <= acc[("paper", "fgsm", "train")]
     assert acc[("strong", "pgd", "ce")] <= acc[("strong", "fgsm", "ce")]
-    assert acc[("strong", "worst", "any")] <= min(acc[("strong", "pgd", "ce")], acc[("strong", "pgd", "margin")])
+    assert acc[("strong", "worst", "any")] <= min(acc[("strong", "pgd", "ce")], acc[("strong", "pgd", "margin")],
+                                                  acc[("strong", "pgd", "dlr")], acc[("paper", "worst", "any")])
 
 
 def test_robust_accuracy_leaves_the_network_and_its_batch_norm_statistics_untouched():
@@ -125,7 +127,7 @@ def test_robust_accuracy_leaves_the_network_and_its_batch_norm_statistics_untouc
     test = parts.data.test
     robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[:64]),
                     torch.as_tensor(test.labels[:64]), protocols=["paper", "strong"], attacks=["fgsm", "pgd"],
-                    eps=[8], steps=2, restarts=2)
+                    eps=[8], steps=2, restarts=2, autoattack="apgd")
     after = parts.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not any(m.training for m in parts.model.modules())
@@ -175,10 +177,10 @@ def test_matches_torchattacks_on_a_categorical_model():
     model.eval()
 
 
-def test_margin_attacks_where_cross_entropy_on_minus_distances_saturates():
-    """Minus-distances to far-apart labels make softmax(scores) one-hot in float32, so the CE gradient is
-    exactly zero and a CE attack cannot move; the margin loss still has a gradient. This is the gradient
-    masking the strong protocol's margin loss exists for."""
+def test_strong_losses_attack_where_cross_entropy_on_minus_distances_saturates():
+    """Minus-distances to far-apart labels make softmax(scores) one-hot in float32, so the plain CE gradient is
+    exactly zero and a CE attack cannot move; the strong protocol's losses (non-saturating CE, margin, DLR)
+    still have a gradient, and the masking flag counts the images plain CE cannot move."""
     from labelrep.data.loader import Normalize
     from labelrep.labels.regression import RegressionLabelSpace
 
@@ -194,22 +196,34 @@ def test_margin_attacks_where_cross_entropy_on_minus_distances_saturates():
     keep = top2.values[:, 0] - top2.values[:, 1] > 150  # exp(-150) is 0 in float32
     x, y = x[keep], top2.indices[keep, 0]  # every image correct by construction
     assert len(x) > 50
-    rows = robust_accuracy(model, space, Normalize([0.0] * 3, [1.0] * 3), x, y, protocols=["strong"],
-                           attacks=["fgsm"], eps=[64])
-    acc = {r["loss"]: r["value"] for r in rows}
+    norm = Normalize([0.0] * 3, [1.0] * 3)
+    raw = FGSM(64 / 255, loss=objective(space, "ce_raw"))(PixelModel(model, norm), x, y)
+    assert torch.equal(raw, x)  # not a single pixel moved: zero gradient
+    rows = robust_accuracy(model, space, norm, x, y, protocols=["strong"], attacks=["fgsm"], eps=[64],
+                           autoattack=None)
+    acc = {r["loss"]: r["value"] for r in rows if r["metric"] == "adversarial_accuracy"}
     assert acc["none"] == 1.0
-    assert acc["ce"] == 1.0  # not a single image moved: zero gradient
-    assert acc["margin"] < 0.5
-    assert acc["any"] == acc["margin"]
+    assert acc["ce"] < 0.5 and acc["margin"] < 0.5 and acc["dlr"] < 0.5
+    assert acc["any"] == min(acc["ce"], acc["margin"], acc["dlr"])
+    zero = {r["loss"]: r["value"] for r in rows if r["metric"] == "zero_grad_fraction"}
+    assert zero["ce_raw"] == 1.0 and zero["ce"] == zero["margin"] == zero["dlr"] == 0.0
+
+
+def test_dlr_is_margin_over_the_spread_of_the_top_scores():
+    s = torch.tensor([[3.0, 1.0, 0.0, -1.0], [0.0, 2.0, 5.0, 1.0]])
+    y = torch.tensor([0, 1])
+    assert dlr(s[:1], y[:1]).item() == pytest.approx((1.0 - 3.0) / (3.0 - 0.0))
+    assert dlr(s[1:], y[1:]).item() == pytest.approx((5.0 - 2.0) / (5.0 - 1.0))
+    assert dlr(10 * s + 4, y).item() == pytest.approx(dlr(s, y).item(), rel=1e-5)  # shift and scale free
 
 
 def test_autoattack_wrapper_treats_scores_as_logits():
-    pytest.importorskip("torchattacks")
+    pytest.importorskip("pyautoattack")
     parts = digits_result().parts
     test = parts.data.test
     rows = robust_accuracy(parts.model, parts.label_space, parts.normalize, torch.as_tensor(test.images[:48]),
                            torch.as_tensor(test.labels[:48]), protocols=["strong"], attacks=["fgsm"], eps=[24],
-                           autoattack="apgd")
+                           autoattack="apgd", flags=False)
     acc = {r["attack"]: r["value"] for r in rows}
     assert acc["autoattack-apgd"] < acc["none"] - 0.1
     assert acc["worst"] <= min(acc["autoattack-apgd"], acc["fgsm"])

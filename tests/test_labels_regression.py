@@ -39,13 +39,17 @@ def test_constant_labels_are_i_times_80_over_c_minus_1():
 def test_composite_is_seeded_scaled_and_distinct():
     a = create_label_space("composite", CIFAR10, context=CTX).table
     b = create_label_space("composite", CIFAR10, context=CTX).table
-    c = create_label_space("composite", CIFAR10, context=CTX, seed=1).table
+    c = create_label_space("composite", CIFAR10, context=CTX, seed=2).table  # the authors' seed is 1
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (10, 64, 64)
-    assert torch.allclose(a.flatten(1).min(1).values, torch.zeros(10))
-    assert torch.allclose(a.flatten(1).max(1).values, torch.full((10,), 80.0))
+    # the authors' recipe min-max scales before Pillow's bicubic resize, which may overshoot a little
+    assert torch.allclose(a.flatten(1).min(1).values, torch.zeros(10), atol=1.0)
+    assert torch.allclose(a.flatten(1).max(1).values, torch.full((10,), 80.0), atol=1.0)
+    g = create_label_space("composite", CIFAR10, context=CTX, generator="gaussians").table  # exactly [0, 80]
+    assert torch.allclose(g.flatten(1).min(1).values, torch.zeros(10))
+    assert torch.allclose(g.flatten(1).max(1).values, torch.full((10,), 80.0))
     # ten blobs, not a flat field: a good share of every label is near zero, another share well above
-    assert ((a < 8).float().mean() > 0.2) and ((a > 24).float().mean() > 0.05)
+    assert ((a < 8).float().mean() > 0.1) and ((a > 24).float().mean() > 0.05)  # the authors' blobs are broad
 
 
 def test_label_side_follows_the_image_and_can_be_overridden():

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .data.loader import DeviceLoader
+from .labels.base import LabelSpace
 from .models.modes import eval_mode
 
 
@@ -22,3 +23,10 @@ def accuracy(model: nn.Module, label_space, loader: DeviceLoader) -> float:
     """Fraction of images whose highest score is their class."""
     scores = predict_scores(model, label_space, loader)
     return (scores.argmax(1) == loader.labels).float().mean().item()
+
+
+def split_score(model: nn.Module, label_space, loader: DeviceLoader, targets=None) -> float:
+    """The label space's headline number on a split (accuracy; mAP for multi-label spaces)."""
+    if type(label_space).split_score is LabelSpace.split_score:  # plain accuracy, as it always was
+        return accuracy(model, label_space, loader)
+    return label_space.split_score(predict_scores(model, label_space, loader), loader.labels, targets)

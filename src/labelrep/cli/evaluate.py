@@ -13,25 +13,29 @@ from .common import ProgressHooks, check_run_folder, check_unique, real, table, 
 def register(sub) -> None:
     a = sub.add_parser("attack", help="accuracy under adversarial attack of a run",
                        description="Accuracy under FGSM / BIM / PGD per eps, under the paper protocol (training-loss "
-                                   "gradient, only correct images attacked) and the strong one (CE and margin on "
-                                   "scores); writes RUN/robustness.json and RUN/robustness.png.")
+                                   "gradient, only correct images attacked, 5 steps of eps/5), paper_exact (the "
+                                   "authors' unclamped code) and the strong one (non-saturating CE, margin and DLR on "
+                                   "scores, plus the reference AutoAttack), with gradient-masking flags; writes "
+                                   "RUN/robustness.json and RUN/robustness.png.")
     _run_args(a)
-    a.add_argument("--protocols", nargs="+", default=["paper", "strong"], choices=["paper", "strong"])
+    a.add_argument("--protocols", nargs="+", default=["paper", "strong"], choices=["paper", "paper_exact", "strong"])
     a.add_argument("--attacks", nargs="+", default=["fgsm", "bim", "pgd"], help="fgsm, bim, pgd (default all)")
     a.add_argument("--eps", nargs="+", type=real(0), help="budgets in 1/255 units (default 1 2 4 8 16)")
     a.add_argument("--paper-eps", nargs="+", type=real(0),
-                   help="budgets in the paper's normalised units (e.g. 0.05 0.1 0.2 0.3), converted per channel")
+                   help="budgets in the paper's normalised units (e.g. 0.05 0.1 0.2 0.3), times the authors' std "
+                        "per channel on CIFAR (0.3 -> 15.5/15.3/15.4 /255)")
     a.add_argument("--max-images", type=whole(1), default=1000, help="test images attacked (a fixed seeded choice)")
-    a.add_argument("--steps", type=whole(1), default=10, help="steps of BIM and PGD")
+    a.add_argument("--steps", type=whole(1), help="steps of BIM and PGD (default 5 for the paper protocols, 10 for strong)")
     a.add_argument("--restarts", type=whole(1), default=1, help="PGD restarts")
-    a.add_argument("--autoattack", choices=["apgd", "standard"], help="also run AutoAttack (strong protocol; "
-                   "needs torchattacks installed with pip install --no-deps torchattacks)")
+    a.add_argument("--autoattack", choices=["standard", "apgd", "none"], default="standard",
+                   help="the reference AutoAttack in the strong protocol (default standard; none is faster but weaker)")
     a.add_argument("--batch-size", type=whole(1), default=250)
     a.set_defaults(handler=run_attack)
 
-    e = sub.add_parser("efficiency", help="train a data-efficiency sweep",
+    e = sub.add_parser("efficiency", help="train a data-efficiency sweep (a study)",
                        description="Train every label space on each fraction of the training set with each seed "
-                                   "(same schedule), then print test accuracy per fraction; resumable.")
+                                   "(same schedule) as a study in --out, then print test accuracy per fraction and "
+                                   "write the study's report; resumable.")
     _train_args(e, sweep=True)
     e.add_argument("--labels", nargs="+", required=True, help="label spaces to compare")
     e.add_argument("--fractions", nargs="+", type=real(0, 1, lo_open=True), default=[0.01, 0.02, 0.04, 0.08, 0.1, 0.2])
@@ -39,7 +43,7 @@ def register(sub) -> None:
     e.add_argument("--steps", type=whole(1), help="fixed optimiser steps per run (epochs follow from the data size)")
     e.add_argument("--unbalanced", action="store_true", help="seeded uniform draw instead of class-balanced "
                    "(the paper's 1 %% draw)")
-    e.add_argument("--out", default="runs/efficiency", help="folder of the sweep's run folders")
+    e.add_argument("--out", default="runs/efficiency", help="the sweep's study folder")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(handler=run_efficiency)
 
@@ -107,9 +111,10 @@ def run_attack(args) -> int:
     check_unique(args.attacks, "--attacks")
     check_run_folder(args.run, "the attack's rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
+    run.label_space.require_single_label("labelrep attack")
     rows = robustness(run, protocols=args.protocols, attacks=args.attacks, eps=args.eps, paper_eps=args.paper_eps,
                       max_images=args.max_images, steps=args.steps, restarts=args.restarts,
-                      autoattack=args.autoattack, batch_size=args.batch_size,
+                      autoattack=None if args.autoattack == "none" else args.autoattack, batch_size=args.batch_size,
                       figure=str(Path(args.run) / "robustness.png"))
     folder = Path(args.run)
     _write(folder / "robustness.json", rows)
@@ -120,34 +125,38 @@ def run_attack(args) -> int:
         print("\nworst case, paper protocol minus strong (a large gap means gradient masking):")
         print(table(["eps/255", "paper", "strong", "gap"], [[g["eps"], g["paper"], g["strong"], g["gap"]]
                                                              for g in gaps]))
+    flags = [r for r in rows if r["metric"] in ("zero_grad_fraction", "blackbox_beats_whitebox", "large_eps_accuracy")]
+    if flags:
+        print("\nmasking flags:")
+        print(table(["flag", "protocol", "loss", "eps/255", "value"],
+                    [[r["metric"], r["protocol"], r["loss"], r.get("eps", ""), r["value"]] for r in flags]))
     print(f"rows: {folder / 'robustness.json'}  figure: {figure}")
     return 0
 
 
 def run_efficiency(args) -> int:
-    from ..evaluate.efficiency import efficiency_table, plot_efficiency, run_sweep
+    """A thin front: the sweep is a study (label x data.fraction x seeds) run by the study runner."""
+    from ..evaluate.efficiency import efficiency_study
+    from ..study import parse_study, run_study, write_report
+    from .study import print_summary
     from .train import config_from_args
 
     check_unique(args.fractions, "--fractions")
     check_unique(args.seeds, "--seeds")
     check_unique(args.labels, "--labels")
-    base = config_from_args(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; the sweep needs a folder")
-    from ..evaluate.efficiency import sweep_configs
-    from ..train.preflight import check_names
-
-    for _, cfg in sweep_configs(base, args.labels, args.fractions, args.seeds, not args.unbalanced, args.steps):
-        check_names(cfg)  # every run's names before the first one trains
-    rows = run_sweep(base, args.labels, args.fractions, args.seeds, out=out, balanced=not args.unbalanced,
-                     steps=args.steps, hooks=lambda name: ProgressHooks(args.quiet))
-    out.mkdir(parents=True, exist_ok=True)
-    _write(out / "efficiency.json", rows)
-    figure = plot_efficiency(rows, out / "efficiency.png")
-    print(table(*efficiency_table(rows)))
-    print(f"rows: {out / 'efficiency.json'}  figure: {figure}")
-    return 0
+    # parse_study checks every run's names before the first one trains
+    study = parse_study(efficiency_study(config_from_args(args), args.labels, args.fractions, args.seeds,
+                                         balanced=not args.unbalanced, steps=args.steps))
+    outcome = run_study(study, out, hooks_factory=lambda run: ProgressHooks(args.quiet))
+    report = write_report(out)
+    print_summary(report)
+    figure = out / "figures" / "sweep-data-fraction.png"
+    print(f"rows: {out / 'results.csv'}  report: {out / 'report.html'}"
+          + (f"  figure: {figure}" if figure.is_file() else ""))
+    return 1 if outcome.count("failed") else 0
 
 
 def run_features(args) -> int:
@@ -162,6 +171,7 @@ def run_features(args) -> int:
         train_with_features(config_from_args(args), out=folder, images=args.images,
                             hooks=ProgressHooks(args.quiet))
     run = load_run(folder, weights=args.weights, data_dir=None if args.train else args.data_dir)
+    run.label_space.require_single_label("labelrep features")
     figure = None if args.no_figure else folder / "tsne.png"
     rows = features(run, images=args.images, figure=str(figure) if figure else None)
     _write(folder / "features.json", rows)
@@ -180,6 +190,7 @@ def run_calibrate(args) -> int:
 
     check_run_folder(args.run, "the calibration rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
+    run.label_space.require_single_label("labelrep calibrate")
     folder = Path(args.run)
     rows = calibration_evaluation(run, bins=args.bins, max_images=args.max_images,
                                   figure=str(folder / "reliability.png"))

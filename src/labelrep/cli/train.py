@@ -86,15 +86,17 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from ..evaluate.accuracy import accuracy
+    from ..scoring import split_score
     from ..run import load_run
     from ..files import atomic_write_json
     from .common import check_run_folder
 
     check_run_folder(args.run, "the evaluation")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
-    acc = accuracy(run.model, run.label_space, run.parts.loader(run.parts.data.test))
-    result = {"weights": args.weights, "test_images": len(run.parts.data.test), "test_accuracy": acc}
+    test = run.parts.data.test
+    acc = split_score(run.model, run.label_space, run.parts.loader(test), test.targets)
+    result = {"weights": args.weights, "test_images": len(test), "test_accuracy": acc,
+              "test_metric": run.label_space.test_metric}
     atomic_write_json(Path(args.run) / f"eval-{args.weights}.json", result)
     print(table(["run", "weights", "test images", "test accuracy"],
                 [[args.run, args.weights, result["test_images"], acc]]))

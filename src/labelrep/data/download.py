@@ -26,6 +26,10 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "cifar10h-probs.npy": (
         "https://raw.githubusercontent.com/jcpeterson/cifar-10h/master/data/cifar10h-probs.npy",
         "sha256:436ae98620e00073f9d08585ac870573b588853e7af9f54eb1647408114af77d"),
+    # Pascal VOC 2012 train + val (the devkit layout under VOCdevkit/VOC2012), the published md5
+    "VOCtrainval_11-May-2012.tar": (
+        "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+        "md5:6cd6e144f989b92b3379bac3b3de84fd"),
 }
 
 

@@ -56,6 +56,8 @@ class ImageData:
     augment: dict = field(default_factory=lambda: {"crop_padding": 4, "flip": True})
     # further test sets of the same classes (e.g. a shifted one), by name; evaluations report them
     extra_tests: dict[str, Split] = field(default_factory=dict)
+    # True: an image may show several classes; Split.targets holds its multi-hot row, labels are -1
+    multi_label: bool = False
 
     @property
     def in_chans(self) -> int:
@@ -250,13 +252,17 @@ def _list_split(root: Path, split: str) -> tuple[list[str], list[str]]:
     return files, classes
 
 
-def _decode(path: Path, size: int | None) -> np.ndarray:
+def _decode(path: Path, size: int | None, fit: str = "crop") -> np.ndarray:
+    """RGB uint8 ``[3, size, size]``: ``crop`` resizes the shorter side and centre-crops; ``stretch``
+    resizes both sides (nothing cut off: multi-label images keep objects at their borders)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")
-            if size is not None and img.size != (size, size):
+            if size is not None and img.size != (size, size) and fit == "stretch":
+                img = img.resize((size, size), Image.BILINEAR)
+            elif size is not None and img.size != (size, size):
                 scale = size / min(img.size)
                 img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
                                  Image.BILINEAR)
@@ -265,6 +271,12 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
             return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
     except (OSError, UnidentifiedImageError) as err:
         raise UserError(f"{path} is not a readable image ({err})") from None
+
+
+def decode_images(paths: list[Path], size: int, fit: str = "crop") -> np.ndarray:
+    """uint8 ``[N, 3, size, size]``, decoded in parallel threads (Pillow releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return np.stack(list(pool.map(lambda p: _decode(p, size, fit), paths, chunksize=256)))
 
 
 def _cache_path(root: Path, split: str, fingerprint: str) -> Path:
@@ -296,8 +308,7 @@ def _load_split(root: Path, split: str, classes: list[str], files: list[str], si
         raise UserError(f"{root}/{split}_order.txt names a file of unknown class {err}") from None
     if size is None:
         size = _decode(root / files[0], None).shape[1]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        images = np.stack(list(pool.map(lambda rel: _decode(root / rel, size), files, chunksize=256)))
+    images = decode_images([root / rel for rel in files], size)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp:  # parallel runs may decode the same folder: unique temporary names
         np.savez(tmp, images=images, labels=labels)

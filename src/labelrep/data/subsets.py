@@ -18,6 +18,9 @@ def class_balanced_indices(labels: np.ndarray, fraction: float, seed: int) -> np
     fraction = check_fraction(fraction)
     if fraction == 1.0:
         return np.arange(len(labels))
+    if len(labels) and labels.min() < 0:  # a multi-label source's images have no one class (labels -1)
+        raise UserError("a class-balanced fraction needs one class per image, but this data source is multi-label: "
+                        "set data.balanced=false for a seeded uniform draw")
     rng = np.random.default_rng(seed)
     chosen = []
     for c in np.unique(labels):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .registry import EVALUATIONS
+from .registry import register_evaluation
 
 
 def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> list[dict]:
@@ -84,10 +84,14 @@ def calibration(scores_fit: torch.Tensor, labels_fit: torch.Tensor, scores: torc
     return rows, diagrams
 
 
-@EVALUATIONS.register("calibration", "ECE and NLL of softmax(scores / T), T = 1 and fitted on held-out images")
+@register_evaluation("calibration", "ECE and NLL of softmax(scores / T), T = 1 and fitted on held-out images")
 def calibration_evaluation(run, bins: int = 15, max_images: int | None = None, seed: int = 0,
-                           figure: str | None = None) -> list[dict]:
-    """Fits T on the run's validation split if it has one, else on a seeded half of the test images."""
+                           figure: str | None = None, halves: str = "random") -> list[dict]:
+    """Fits T on the run's validation split if it has one, else on half of the test images: a seeded
+    random half (``halves='random'``), or the first half of the (already seeded) evaluation images in
+    their order (``halves='ordered'``, as the first robustness benchmark script did)."""
+    if halves not in ("random", "ordered"):
+        raise UserError(f"calibration option halves must be 'random' or 'ordered', got {halves!r}")
     from .accuracy import predict_scores
     from .robustness import evaluation_images
 
@@ -102,7 +106,8 @@ def calibration_evaluation(run, bins: int = 15, max_images: int | None = None, s
     else:
         if len(labels) < 4:
             raise UserError("calibration needs at least 4 test images when the run has no validation split")
-        perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+        perm = (torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)) if halves == "random"
+                else torch.arange(len(labels)))
         half = len(labels) // 2
         fit_scores, fit_labels = scores[perm[:half]], labels[perm[:half]]
         scores, labels, held = scores[perm[half:]], labels[perm[half:]], "test half"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import EVALUATIONS
+from .registry import Drawing, register_evaluation
 
 GROUPS = ("head", "middle", "tail")
 
@@ -46,7 +46,12 @@ def per_class_rows(predictions: np.ndarray, labels: np.ndarray, classes: list[st
     return rows
 
 
-@EVALUATIONS.register("per_class", "accuracy of each class and of the head / middle / tail thirds by training images")
+# Drawn as each class's accuracy against its training images (a long tail reads left to right); the
+# group and balanced accuracies are the notes beside it.
+@register_evaluation("per_class", "accuracy of each class and of the head / middle / tail thirds by training images",
+                     drawing=Drawing(x="train_images", curves=("class_accuracy",), log_x=True,
+                                     title="accuracy per class against its training images",
+                                     ignore=("images", "classes", "class", "group")))
 def per_class_evaluation(run) -> list[dict]:
     from ..scoring import predict_scores
 

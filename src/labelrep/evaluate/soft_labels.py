@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .calibration import expected_calibration_error
-from .registry import EVALUATIONS
+from .registry import Drawing, register_evaluation
 
 
 def soft_label_rows(scores: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
@@ -28,8 +28,9 @@ def soft_label_rows(scores: torch.Tensor, labels: torch.Tensor, targets: torch.T
     return rows
 
 
-@EVALUATIONS.register("soft_labels", "accuracy, ECE, NLL and cross-entropy against per-image label distributions, "
-                                     "on the test split and each extra test split")
+@register_evaluation("soft_labels", "accuracy, ECE, NLL and cross-entropy against per-image label distributions, "
+                                   "on the test split and each extra test split",
+                     drawing=Drawing(title="agreement with per-image label distributions", ignore=("images", "bins")))
 def soft_label_evaluation(run, bins: int = 15, max_images: int | None = None, seed: int = 0) -> list[dict]:
     """``max_images``: a seeded subset of each split (the same for every run)."""
     from ..scoring import predict_scores

@@ -8,7 +8,10 @@ A label space says what the network is asked to output for each class:
 - ``loss(output, target)``: the training loss against a dense target ``[B, *shape]``
   (``table[y]`` or a per-sample target of the same shape: soft, refined or mixed labels);
 - ``scores(output)``: ``[B, C]``, higher means more likely; everything downstream
-  (accuracy, attacks, calibration, reports) works from it.
+  (accuracy, attacks, calibration, reports) works from it;
+- ``multi_label``: False when each image has one class (decisions by argmax); True when an image may
+  show several (decisions per class by a threshold): whatever needs one class per image refuses it
+  through ``require_single_label``.
 """
 from __future__ import annotations
 
@@ -17,11 +20,17 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 
 class LabelSpace:
     name: str = "base"
     #: rows are probability distributions over the classes (a teacher's softmax is a valid target)
     distribution: bool = False
+    #: an image may show several classes: decisions per class by a threshold, never an argmax
+    multi_label: bool = False
+    #: what the loop reports as a split's headline number (``test_accuracy`` in history and summary)
+    test_metric: str = "accuracy"
 
     def __init__(self, classes: Sequence[str], table: torch.Tensor):
         if len(classes) != table.shape[0]:
@@ -50,8 +59,19 @@ class LabelSpace:
     def scores(self, output: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def split_score(self, scores: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> float:
+        """The headline number of a whole split: accuracy (the highest score is the class)."""
+        return (scores.argmax(1) == labels.to(scores.device)).float().mean().item()
+
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         return self.scores(output).argmax(dim=1)
+
+    def require_single_label(self, what: str) -> None:
+        """Refuse, in one sentence, something that assumes one class per image (argmax decisions)."""
+        if self.multi_label:
+            raise UserError(f"{what} assumes one class per image, but label space {self.name!r} is multi-label "
+                            "(decisions per class by a threshold); use the multilabel evaluation "
+                            "(class-wise average precision) instead")
 
     def describe(self) -> dict:
         """Parameters that identify this label space (written into run folders)."""

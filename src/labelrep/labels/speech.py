@@ -2,8 +2,10 @@
 
 Pipeline (the paper's): audio -> ``librosa.load(sr=22050)`` (resampled, mono) ->
 ``librosa.effects.trim`` -> ``melspectrogram(n_mels=64, hop_length=256, fmax=8000)`` ->
-``power_to_db(ref=np.max)`` (values in [-80, 0]) -> resized to N x N (bilinear, antialiased, so
-values stay in [-80, 0]). Rows are mel bands (low frequencies first), columns are time frames.
+``power_to_db(ref=np.max)`` (values in [-80, 0]) -> ``skimage.transform.resize`` to N x N (the
+authors' generation notebook, ``labels/labels.ipynb``: bilinear, Gaussian anti-aliasing along an
+axis that shrinks, so values stay in [-80, 0]). Rows are mel bands (low frequencies first), columns
+are time frames.
 
 Voices:
 - ``espeak``: offline TTS through the libespeak-ng of the ``espeakng-loader`` wheel, driven with
@@ -124,13 +126,22 @@ def _librosa():
     return librosa
 
 
+def _skimage_resize():
+    try:
+        from skimage.transform import resize
+    except ImportError:
+        raise UserError("speech labels need scikit-image (the authors' resize): pip install 'labelrep[speech]'") from None
+    return resize
+
+
+RESIZE = "skimage"  # enters the cache key: a table resized another way is another table
+
+
 def mel_label(y: np.ndarray, sr: int, size: int, n_mels: int = 64, hop_length: int = 256,
               fmax: float = 8000.0) -> np.ndarray:
     """The paper's label of one utterance: trimmed, mel, dB relative to the max, resized to size x size."""
-    import torch
-    import torch.nn.functional as F
-
     librosa = _librosa()
+    resize = _skimage_resize()
     # float64 throughout: in float32 the mel filter product (BLAS) and the resize round differently
     # with the number of threads, and a label table must not depend on the machine that built it.
     y = np.asarray(y, dtype=np.float64)
@@ -141,9 +152,7 @@ def mel_label(y: np.ndarray, sr: int, size: int, n_mels: int = 64, hop_length: i
         raise UserError("an utterance is silent; check the recording or the text")
     mel = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_mels=n_mels, hop_length=hop_length, fmax=fmax)
     db = librosa.power_to_db(mel, ref=np.max)
-    img = torch.from_numpy(db.astype(np.float64))[None, None]
-    out = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0, 0]
-    return out.clamp(-80.0, 0.0).float().numpy()
+    return resize(db, (size, size)).astype(np.float32)  # the notebook's call, skimage's defaults
 
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -350,7 +359,8 @@ def speech_table(classes: Sequence[str], size: int, voice: str = "espeak", datas
     """``[C, size, size]`` mel labels in [-80, 0], cached on disk under their parameters."""
     if voice not in VOICES:
         raise UserError(f"unknown voice {voice!r}; choose one of {', '.join(VOICES)}")
-    mel = {"n_mels": n_mels, "hop_length": hop_length, "fmax": fmax, "size": size, "sr": SAMPLE_RATE}
+    mel = {"n_mels": n_mels, "hop_length": hop_length, "fmax": fmax, "size": size, "sr": SAMPLE_RATE,
+           "resize": RESIZE}
     if voice in ("espeak", "piper"):
         if words is not None and len(words) != len(classes):
             raise UserError(f"words gives {len(words)} words for {len(classes)} classes")

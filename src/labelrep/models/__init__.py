@@ -7,6 +7,7 @@ from .classifier import Classifier
 from .registry import ENCODERS
 from . import fastnet as _fastnet, resnet as _resnet, vgg as _vgg  # noqa: F401  (register encoders)
 from . import bc as _bc  # noqa: F401  (convnet11, shake_shake26_2x32d/2x96d)
+from . import torchvision_backbones as _tv  # noqa: F401  (resnet18, resnet50, mobilenet_v2)
 
 
 def create_encoder(name: str, **kwargs) -> nn.Module:

@@ -21,7 +21,7 @@ from .. import config as config_mod
 from ..data.mixing import create_mixer
 from ..errors import NonFiniteLossError, UserError
 from ..files import atomic_write_json, atomic_write_text
-from ..scoring import accuracy
+from ..scoring import split_score
 from .checkpoint import load_checkpoint, save_checkpoint
 from .folder import RunFolder
 from .hooks import Hooks, TrainState, as_hooks
@@ -105,6 +105,7 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
     forward = torch.compile(model) if _flag(t["compile"], device) else model
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
     watches = targets.watches
+    single_label = not space.multi_label
 
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": None, "test_accuracy": None}
@@ -156,7 +157,8 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
             if ema is not None:
                 ema.update_parameters(model)
             losses[step] = loss.detach()
-            correct += (space.scores(output.detach()).argmax(1) == y).sum()
+            if single_label:  # a multi-label image has no one class to be right about
+                correct += (space.scores(output.detach()).argmax(1) == y).sum()
             seen += len(y)
             if watches:
                 targets.observe(output.detach(), target, y, idx)
@@ -167,15 +169,15 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
         record = {
             "epoch": epoch,
             "train_loss": losses.mean().item(),
-            "train_accuracy": correct.item() / seen,
+            "train_accuracy": correct.item() / seen if single_label else None,
             "lr": lr,
         }
         record["train_seconds"] = time.perf_counter() - epoch_start
         # Testing a whole split can cost as much as the epoch itself; eval_every thins it out.
         if epoch % eval_every == 0 or epoch == epochs:
             if val_loader is not None:
-                record["val_accuracy"] = accuracy(eval_model, space, val_loader)
-            record["test_accuracy"] = accuracy(eval_model, space, test_loader)
+                record["val_accuracy"] = split_score(eval_model, space, val_loader, parts.val.targets)
+            record["test_accuracy"] = split_score(eval_model, space, test_loader, parts.data.test.targets)
         record["seconds"] = time.perf_counter() - epoch_start
         history.append(record)
         if "val_accuracy" in record and record["val_accuracy"] > best["val_accuracy"]:
@@ -222,6 +224,7 @@ def summarize(parts: RunParts, history: list[dict], best: dict, wall_seconds: fl
         "train_images": len(parts.train),
         "test_images": len(parts.data.test),
         "test_accuracy": last["test_accuracy"],
+        "test_metric": parts.label_space.test_metric,  # what test_accuracy holds: accuracy, or mAP
         "final_train_loss": last["train_loss"],
         "train_seconds": sum(r["train_seconds"] for r in history),
         "seconds": sum(r["seconds"] for r in history),

@@ -69,8 +69,8 @@ def select_training_images(data: ImageData, data_cfg: dict, seed: int) -> tuple[
 
 def label_context(data: ImageData, train: Split | None = None) -> dict:
     """Facts about the data a label-space factory may name as parameters."""
-    context = {"dataset": data.name, "image_size": data.image_size}
-    if train is not None:  # class counts of the images this run trains on (class-balanced losses)
+    context = {"dataset": data.name, "image_size": data.image_size, "multi_label": data.multi_label}
+    if train is not None and not data.multi_label:  # class counts of the images this run trains on (class-balanced losses)
         context["train_class_counts"] = class_counts(train.labels, len(data.classes))
     return context
 
