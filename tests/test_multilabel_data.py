@@ -15,7 +15,6 @@ from labelrep.data.mosaic import GREY, TILE, draw_mosaics
 from labelrep.data.voc import NO_CLASS, VOC_CLASSES
 from labelrep.errors import UserError
 
-from test_foundation_data import http_folder  # noqa: F401  (fixture: a local HTTP server)
 
 # image id -> {class: flag}; every other class is -1 (absent). 0 = difficult.
 TRAIN = {"2008_000001": {"dog": 1, "person": 1}, "2008_000002": {"cat": 1, "dog": 0},
@@ -94,7 +93,7 @@ def test_voc_missing_or_malformed_files_say_what_is_expected(voc_tree, tmp_path)
         labelrep.load_dataset("voc2012", voc_tree, image_size=16, test_split="train", train_split="train")
 
 
-def test_voc_download_is_checked_by_md5(http_folder, tmp_path, monkeypatch):  # noqa: F811
+def test_voc_download_is_checked_by_md5(http_folder, tmp_path, monkeypatch):
     www, url = http_folder
     write_voc_tree(tmp_path / "src")
     archive = www / "VOCtrainval_11-May-2012.tar"
