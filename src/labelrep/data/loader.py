@@ -31,10 +31,19 @@ class Normalize:
 
 def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
     """One random ``size x size`` window per image of an already padded batch, by a single gather."""
-    b, c, hp, wp = padded.shape
+    return crop(padded, *crop_offsets(len(padded), padded.shape[-1] - size, generator, padded.device), size)
+
+
+def crop_offsets(b: int, room: int, generator: torch.Generator | None, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window corners (rows, columns) for ``b`` images, each in ``[0, room]``."""
+    dy = torch.randint(0, room + 1, (b,), generator=generator, device="cpu").to(device)
+    dx = torch.randint(0, room + 1, (b,), generator=generator, device="cpu").to(device)
+    return dy, dx
+
+
+def crop(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, size: int) -> torch.Tensor:
+    b, c = padded.shape[:2]
     dev = padded.device
-    dy = torch.randint(0, hp - size + 1, (b,), generator=generator, device="cpu").to(dev)
-    dx = torch.randint(0, wp - size + 1, (b,), generator=generator, device="cpu").to(dev)
     ar = torch.arange(size, device=dev)
     rows = (dy[:, None] + ar)[:, None, :, None]
     cols = (dx[:, None] + ar)[:, None, None, :]
@@ -42,15 +51,32 @@ def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator | No
                   rows, cols]
 
 
+def flip_mask(b: int, generator: torch.Generator | None, device) -> torch.Tensor:
+    return torch.rand(b, generator=generator, device="cpu").to(device) < 0.5
+
+
 def random_flip(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    mask = torch.rand(x.shape[0], generator=generator, device="cpu").to(x.device) < 0.5
+    return flip(x, flip_mask(x.shape[0], generator, x.device))
+
+
+def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+def shard_slice(n: int, rank: int, world: int) -> slice:
+    """Rank ``rank``'s contiguous part of ``n`` items split ``world`` ways (the first ``n % world`` get one more)."""
+    per, extra = divmod(n, world)
+    start = rank * per + min(rank, extra)
+    return slice(start, start + per + (rank < extra))
 
 
 class DeviceLoader:
     """Batches of ``(normalised images, labels, indices)`` from a uint8 split held on ``device``.
 
     Augmentation draws come from ``generator`` (on the CPU, so runs repeat across devices).
+    After ``shard(rank, world)`` each batch is this rank's contiguous part of the global batch: every
+    rank draws the global batch's order and augmentation, so the ranks together see exactly the
+    batches one process sees.
     """
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, batch_size: int,
@@ -65,10 +91,18 @@ class DeviceLoader:
         self.batch_size, self.normalize, self.device = batch_size, normalize, torch.device(device)
         self.shuffle, self.drop_last, self.flip = shuffle, drop_last, flip
         self.generator: torch.Generator | None = None
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def global_batch(self, i: int) -> int:
+        """Images in batch ``i`` over all ranks."""
+        return min(self.batch_size, len(self.labels) - i * self.batch_size)
 
     def set_generator(self, generator: torch.Generator) -> None:
         self.generator = generator
@@ -80,11 +114,15 @@ class DeviceLoader:
         else:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            batch = order[i * self.batch_size:(i + 1) * self.batch_size]
+            mine = shard_slice(len(batch), self.rank, self.world)
+            idx = batch[mine]
+            # Draws for the whole global batch, in one process's order; this rank keeps its part.
             if self.crop_padding > 0:
-                x = random_crop(self.padded[idx], self.size, self.generator)
+                dy, dx = crop_offsets(len(batch), 2 * self.crop_padding, self.generator, self.device)
+                x = crop(self.padded[idx], dy[mine], dx[mine], self.size)
             else:
                 x = self.images[idx]
             if self.flip:
-                x = random_flip(x, self.generator)
+                x = flip(x, flip_mask(len(batch), self.generator, self.device)[mine])
             yield self.normalize(x), self.labels[idx], idx
