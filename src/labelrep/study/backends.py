@@ -24,6 +24,7 @@ from typing import Callable
 
 from ..errors import UserError
 
+BACKENDS = ("local", "ray")
 RESOURCE_KEYS = ("cpus_per_run", "gpus_per_run")
 
 
@@ -72,6 +73,12 @@ def study_resources(study) -> Resources:
     return parse_resources(study.source.get("resources"))
 
 
+def declared_threads(study) -> int | None:
+    """torch threads per run from a declared ``resources.cpus_per_run`` (None: not declared)."""
+    raw = study.source.get("resources") or {}
+    return study_resources(study).threads if "cpus_per_run" in raw else None
+
+
 # ---------------------------------------------------------------- packing runs on this machine
 
 def gpu_count() -> int:
@@ -95,16 +102,18 @@ def gpu_slots(jobs: int, gpus: int, gpus_per_run: float = 0.0) -> list[int | Non
 
 
 def concurrency(resources: Resources, cpus: float, gpus: float) -> int:
-    """How many runs fit at once on ``cpus`` CPUs and ``gpus`` GPUs (at least one)."""
+    """How many runs fit at once on ``cpus`` CPUs and ``gpus`` GPUs (0: not one)."""
     fits = [int(cpus / resources.cpus_per_run + 1e-9)]
     if resources.gpus_per_run:
         fits.append(int(gpus / resources.gpus_per_run + 1e-9))
-    return max(1, min(fits))
+    return min(fits)
 
 
 def local_jobs(resources: Resources) -> int:
-    """``--jobs auto``: as many runs as this machine holds at the declared resources."""
-    return concurrency(resources, os.cpu_count() or 1, gpu_count())
+    """``--jobs auto``: as many runs as this machine holds at the declared resources (a machine
+    without a GPU runs them on its CPUs)."""
+    gpus = gpu_count()
+    return max(1, concurrency(resources if gpus else Resources(resources.cpus_per_run), os.cpu_count() or 1, gpus))
 
 
 def take_gpu_share(share: float | None) -> None:
@@ -126,21 +135,10 @@ def import_ray():
     return ray
 
 
-class AllReady:
-    """A study without dependencies: every run may start at once."""
-
-    def __init__(self, todo: list, statuses: dict):
-        self.waiting, self.statuses = list(todo), statuses
-
-    def ready(self) -> list:
-        out, self.waiting = self.waiting, []
-        return out
-
-
 def ray_task(run_dir: str, config: dict, evaluations: list, study_dir: str, cwd: str, threads: int,
              gpu_share: float | None) -> dict:
     """One run on a Ray worker: the local worker's ``execute_run``, in the study folder every node sees."""
-    from .runner import DONE, PLAN_FILE, execute_run, needs_work, read_status
+    from .runner import DONE, PLAN_FILE, _write_status, execute_run, needs_work, read_status
 
     if not (Path(study_dir) / PLAN_FILE).is_file():
         import socket
@@ -153,11 +151,13 @@ def ray_task(run_dir: str, config: dict, evaluations: list, study_dir: str, cwd:
         status = read_status(Path(run_dir))
         assert status.get("status") == DONE
         return status
+    import ray
     import torch
 
     torch.set_num_threads(threads)
     take_gpu_share(gpu_share)
-    return execute_run(run_dir, config, evaluations)
+    status = execute_run(run_dir, config, evaluations)
+    return _write_status(Path(run_dir), **status, node=ray.util.get_node_ip_address())  # which node ran it
 
 
 def connect(ray, address: str | None) -> bool:
@@ -281,13 +281,15 @@ def plan(study, rows: list[dict], backend: str, jobs: int | None, address: str |
     else:
         slots = jobs or 1
         gpus = gpu_count()
-        where = f"--jobs {slots} on this machine ({os.cpu_count()} CPUs, {gpus} GPUs)"
+        where = f"this machine ({os.cpu_count()} CPUs, {gpus} GPUs; --jobs {slots})"
         if gpus and resources.gpus_per_run and slots > 1:
             per = max(1, int(1 / resources.gpus_per_run + 1e-9)) if resources.gpus_per_run < 1 else 1
             where += f", {per} run{'s' if per > 1 else ''} per GPU"
     todo = [r for r in rows if r["status"] != "done"]
     wall = None
-    if todo and all(r["seconds"] is not None for r in todo):
+    if slots == 0:
+        where += f"; not one run fits ({resources.describe()})"
+    elif todo and all(r["seconds"] is not None for r in todo):
         parents = {spec.id: list(getattr(spec, "parents", [])) for spec in study.runs}
         wall = makespan({r["id"]: r["seconds"] for r in todo}, parents, [r["id"] for r in todo], slots)
     return Plan(backend, resources, slots, where, wall)
