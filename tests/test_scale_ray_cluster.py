@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from test_scale_ray import EPOCHS, assert_complete, epochs_written, statuses, write_study
+from test_scale_ray import EPOCHS, assert_complete, epochs_written, statuses
+from test_scale_ray import reference, study_file  # noqa: F401  (the same fixtures: study file, local results)
 
-from labelrep.study import load_study, run_study, write_report
+from labelrep.study import load_study
 
 pytest.importorskip("ray")
 
@@ -87,17 +88,13 @@ def _stop(nodes: list[subprocess.Popen], temp: str) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def study_file(tmp_path_factory) -> Path:
-    return write_study(tmp_path_factory.mktemp("study") / "scale.yaml")
-
-
-@pytest.fixture(scope="module")
-def reference(study_file, tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("local")
-    run_study(load_study(study_file), out, threads=1)
-    write_report(out)
-    return (out / "results.csv").read_text()
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
 
 
 def _study_command(study_file: Path, out: Path, address: str) -> list[str]:
@@ -120,29 +117,34 @@ def test_killed_driver_reruns_to_the_same_results(cluster, study_file, reference
     driver = subprocess.Popen(_study_command(study_file, tmp_path, address), env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     runs = [r.id for r in load_study(study_file).runs]
-    deadline, finished_before = time.monotonic() + 400, set()
+    deadline, finished_before, orphans = time.monotonic() + 400, set(), []
     while time.monotonic() < deadline and driver.poll() is None:
         # Kill when one run is done and another is part-way (an epoch checkpointed, not finished).
-        finished, partway = set(), False
+        finished, partway = set(), []
         for run_id in runs:
             folder = tmp_path / "runs" / run_id
             try:
-                state = json.loads((folder / "status.json").read_text())["status"]
+                status = json.loads((folder / "status.json").read_text())
                 epochs = len(epochs_written(folder)) if (folder / "metrics.jsonl").exists() else 0
             except (OSError, ValueError, KeyError):
                 continue
-            if state == "done":
+            if status["status"] == "done":
                 finished.add(run_id)
-            elif state == "running" and 1 <= epochs < EPOCHS:
-                partway = True
+            elif status["status"] == "running" and 1 <= epochs < EPOCHS:
+                partway.append(status["pid"])
         if finished and partway:
             driver.send_signal(signal.SIGKILL)
-            finished_before = finished
+            finished_before, orphans = finished, partway
             break
         time.sleep(0.01)
     assert driver.wait(timeout=60) == -signal.SIGKILL, driver.stderr.read().decode()[-3000:]
     assert finished_before and len(finished_before) < len(runs)
     done_at = {r: (tmp_path / "runs" / r / "summary.json").stat().st_mtime_ns for r in finished_before}
+    deadline = time.monotonic() + 120
+    while orphans and time.monotonic() < deadline:  # Ray ends the dead driver's tasks (the README says so)
+        orphans = [pid for pid in orphans if _alive(pid)]
+        time.sleep(0.2)
+    assert not orphans, "a task of the killed driver kept training"
 
     rerun = subprocess.run(_study_command(study_file, tmp_path, address), env=env, capture_output=True, text=True,
                            timeout=600)
@@ -154,3 +156,12 @@ def test_killed_driver_reruns_to_the_same_results(cluster, study_file, reference
     assert all(s["attempts"] <= 2 for s in after.values())
     assert_complete(tmp_path)
     assert (tmp_path / "results.csv").read_text() == reference
+
+
+def test_dry_run_reads_the_cluster(cluster, study_file, tmp_path):
+    address, env = cluster
+    done = subprocess.run([sys.executable, "-m", "labelrep", "study", str(study_file), "--out", str(tmp_path),
+                           "--dry-run", "--no-measure", "--backend", "ray", "--address", address], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"2 runs at once on the Ray cluster at {address}: 2 CPUs, 0 GPUs" in done.stdout

@@ -10,7 +10,7 @@ from labelrep.cli import main
 from labelrep.data.loader import DeviceLoader, Normalize, shard_slice
 from labelrep.errors import UserError
 from labelrep.study import load_study
-from labelrep.study.backends import Resources, concurrency, gpu_slots, makespan, parse_resources
+from labelrep.study.backends import Resources, concurrency, gpu_slots, local_jobs, makespan, parse_resources
 
 TINY = {"data": {"dataset": "digits"}, "model": {"name": "fastnet", "options": {"widths": [8, 16]}},
         "optim": {"batch_size": 64}, "train": {"device": "cpu", "epochs": 1}}
@@ -96,6 +96,9 @@ def test_dry_run_prints_the_plan_for_each_backend(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Backend ray: 1 CPU per run" in text and "a Ray instance on this machine" in text
     assert not (tmp_path / "out").exists()
+    assert main(["study", str(file), "--out", str(tmp_path / "out"), "--dry-run", "--no-measure", "--jobs", "auto"]) == 0
+    jobs = local_jobs(Resources(1.0))
+    assert f"{jobs} run{'s' if jobs != 1 else ''} at once" in capsys.readouterr().out
     gpu = _study(tmp_path, resources={"cpus_per_run": 1, "gpus_per_run": 0.25})
     assert main(["study", str(gpu), "--dry-run", "--no-measure", "--backend", "ray"]) == 0
     if not torch.cuda.is_available():

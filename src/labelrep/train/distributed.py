@@ -86,8 +86,8 @@ def check_device(group: Group, device: torch.device) -> None:
                         "set train.device to auto (or leave it out) under torchrun")
     if device.type == "cuda" and (device.index if device.index is not None else torch.cuda.current_device()) \
             != group.local_rank:
-        raise UserError(f"rank {group.rank} must use cuda:{group.local_rank}, not {device}; "
-                        "set train.device to auto or cuda under torchrun")
+        raise UserError(f"rank {group.rank} must use cuda:{group.local_rank}, not {device}; set train.device to "
+                        "auto or cuda, and from Python call labelrep.train.distributed.init() before train()")
 
 
 def check_supported(group: Group, targets, batch_size: int) -> None:
@@ -172,8 +172,8 @@ def check_device(group: Group, device: torch.device) -> None:
                         "set train.device to auto (or leave it out) under torchrun")
     if device.type == "cuda" and (device.index if device.index is not None else torch.cuda.current_device()) \
             != group.local_rank:
-        raise UserError(f"rank {group.rank} must use cuda:{group.local_rank}, not {device}; "
-                        "set train.device to auto or cuda under torchrun")
+        raise UserError(f"rank {group.rank} must use cuda:{group.local_rank}, not {device}; set train.device to "
+                        "auto or cuda, and from Python call labelrep.train.distributed.init() before train()")
 
 
 def check_supported(group: Group, targets, batch_size: int) -> None:
