@@ -29,26 +29,30 @@ class Normalize:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
-    """One random ``size x size`` window per image of an already padded batch, by a single gather."""
-    return crop(padded, *crop_offsets(len(padded), padded.shape[-1] - size, generator, padded.device), size)
+def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator | None,
+                index: torch.Tensor | None = None) -> torch.Tensor:
+    """One random ``size x size`` window per image of an already padded split (the images at ``index``,
+    default all), by one indexing of the split's window view: no index tensor as large as the batch,
+    and no copy of the padded images first."""
+    n = padded.shape[0] if index is None else len(index)
+    dy, dx = crop_offsets(n, padded.shape[-2] - size, padded.shape[-1] - size, generator, padded.device)
+    return crop(padded, size, dy, dx, index)
 
 
-def crop_offsets(b: int, room: int, generator: torch.Generator | None, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Window corners (rows, columns) for ``b`` images, each in ``[0, room]``."""
-    dy = torch.randint(0, room + 1, (b,), generator=generator, device="cpu").to(device)
-    dx = torch.randint(0, room + 1, (b,), generator=generator, device="cpu").to(device)
+def crop_offsets(n: int, room_y: int, room_x: int, generator: torch.Generator | None,
+                 device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window corners (rows, columns) for ``n`` images, in ``[0, room_y]`` and ``[0, room_x]``."""
+    dy = torch.randint(0, room_y + 1, (n,), generator=generator, device="cpu").to(device)
+    dx = torch.randint(0, room_x + 1, (n,), generator=generator, device="cpu").to(device)
     return dy, dx
 
 
-def crop(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, size: int) -> torch.Tensor:
-    b, c = padded.shape[:2]
-    dev = padded.device
-    ar = torch.arange(size, device=dev)
-    rows = (dy[:, None] + ar)[:, None, :, None]
-    cols = (dx[:, None] + ar)[:, None, None, :]
-    return padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                  rows, cols]
+def crop(padded: torch.Tensor, size: int, dy: torch.Tensor, dx: torch.Tensor,
+         index: torch.Tensor | None = None) -> torch.Tensor:
+    """The windows at corners ``(dy, dx)`` of the images at ``index`` (default all)."""
+    windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # [N, C, hp-size+1, wp-size+1, size, size], a view
+    rows = torch.arange(len(dy), device=padded.device) if index is None else index
+    return windows[rows, :, dy, dx]
 
 
 def flip_mask(b: int, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -119,8 +123,9 @@ class DeviceLoader:
             idx = batch[mine]
             # Draws for the whole global batch, in one process's order; this rank keeps its part.
             if self.crop_padding > 0:
-                dy, dx = crop_offsets(len(batch), 2 * self.crop_padding, self.generator, self.device)
-                x = crop(self.padded[idx], dy[mine], dx[mine], self.size)
+                room = 2 * self.crop_padding
+                dy, dx = crop_offsets(len(batch), room, room, self.generator, self.device)
+                x = crop(self.padded, self.size, dy[mine], dx[mine], idx)
             else:
                 x = self.images[idx]
             if self.flip:
