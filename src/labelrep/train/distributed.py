@@ -71,17 +71,11 @@ def finish() -> None:
         torch_dist.destroy_process_group()
 
 
-def current() -> Group:
-    if not torch_dist.is_available() or not torch_dist.is_initialized():
-        return SINGLE
-    return Group(torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def check_device(group: Group, device: torch.device) -> None:
     if not group.active:
         return
     backend = torch_dist.get_backend()
-    if device.type == "cuda" and backend != "nccl" or device.type == "cpu" and backend != "gloo":
+    if (device.type, backend) not in (("cuda", "nccl"), ("cpu", "gloo")):
         raise UserError(f"the process group uses {backend} but the run is on {device.type}; "
                         "set train.device to auto (or leave it out) under torchrun")
     if device.type == "cuda" and (device.index if device.index is not None else torch.cuda.current_device()) \
@@ -111,13 +105,12 @@ def wrap(group: Group, model: torch.nn.Module) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def share(group: Group, value, device: torch.device | None = None):
+def share(group: Group, value):
     """Rank 0's ``value`` (any picklable object: a checkpoint state, an epoch record) on every rank."""
     if not group.active:
         return value
     box = [value if group.is_main else None]
-    torch_dist.broadcast_object_list(box, src=0, device=device if device is not None and device.type == "cuda"
-                                     else None)
+    torch_dist.broadcast_object_list(box, src=0)  # NCCL: through the rank's current GPU
     return box[0]
 
 
@@ -126,97 +119,6 @@ def total(group: Group, tensor: torch.Tensor) -> torch.Tensor:
     if group.active:
         torch_dist.all_reduce(tensor)
     return tensor
-
-
-def launched() -> bool:
-    """Whether this process was started by torchrun (or another launcher setting the same variables)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and all(v in os.environ for v in LAUNCHED_VARS)
-
-
-def init() -> Group:
-    """Join the process group torchrun describes (once); one process alone gets ``SINGLE``.
-
-    On CUDA each rank takes GPU ``LOCAL_RANK``, so ``cuda`` (train.device auto) means its own GPU;
-    call this before the run is built."""
-    if not launched():
-        return SINGLE
-    group = Group(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
-    if not torch_dist.is_initialized():
-        cuda = torch.cuda.is_available()
-        if cuda:
-            if group.local_rank >= torch.cuda.device_count():
-                raise UserError(f"rank {group.rank} wants GPU {group.local_rank}, but this machine has "
-                                f"{torch.cuda.device_count()}; launch at most that many processes per node")
-            torch.cuda.set_device(group.local_rank)
-        torch_dist.init_process_group("nccl" if cuda else "gloo")
-    return group
-
-
-def finish() -> None:
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
-
-
-def current() -> Group:
-    if not torch_dist.is_available() or not torch_dist.is_initialized():
-        return SINGLE
-    return Group(torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def check_device(group: Group, device: torch.device) -> None:
-    if not group.active:
-        return
-    backend = torch_dist.get_backend()
-    if device.type == "cuda" and backend != "nccl" or device.type == "cpu" and backend != "gloo":
-        raise UserError(f"the process group uses {backend} but the run is on {device.type}; "
-                        "set train.device to auto (or leave it out) under torchrun")
-    if device.type == "cuda" and (device.index if device.index is not None else torch.cuda.current_device()) \
-            != group.local_rank:
-        raise UserError(f"rank {group.rank} must use cuda:{group.local_rank}, not {device}; set train.device to "
-                        "auto or cuda, and from Python call labelrep.train.distributed.init() before train()")
-
-
-def check_supported(group: Group, targets, batch_size: int) -> None:
-    if not group.active:
-        return
-    if targets.watches:
-        raise UserError(f"target source {type(targets).__name__} learns from every step; it runs in one process "
-                        "only (leave out torchrun / --nproc)")
-    if batch_size < group.world:
-        raise UserError(f"optim.batch_size {batch_size} is smaller than the {group.world} processes; "
-                        "each process needs part of every batch")
-
-
-def wrap(group: Group, model: torch.nn.Module) -> torch.nn.Module:
-    """The module to call in training: DDP around ``model`` (its weights broadcast from rank 0)."""
-    if not group.active:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [group.local_rank] if next(model.parameters()).is_cuda else None
-    return DistributedDataParallel(model, device_ids=ids)
-
-
-def share(group: Group, value, device: torch.device | None = None):
-    """Rank 0's ``value`` (any picklable object: a checkpoint state, an epoch record) on every rank."""
-    if not group.active:
-        return value
-    box = [value if group.is_main else None]
-    torch_dist.broadcast_object_list(box, src=0, device=device if device is not None and device.type == "cuda"
-                                     else None)
-    return box[0]
-
-
-def total(group: Group, tensor: torch.Tensor) -> torch.Tensor:
-    """Sum over ranks (in place); a no-op alone."""
-    if group.active:
-        torch_dist.all_reduce(tensor)
-    return tensor
-
-
-def shard_weight(group: Group, shard: int, batch: int) -> float:
-    """Factor on a rank's batch-mean loss so DDP's mean of gradients equals the global batch mean."""
-    return group.world * shard / batch if group.active else 1.0
 
 
 def launch(nproc: int, config: dict, argv: list[str]) -> int:
