@@ -1,6 +1,7 @@
 """Data: sources -> subsets -> device-resident batches."""
 from .loader import DeviceLoader, Normalize
 from .sources import DATASETS, ImageData, Split, image_folder, load_dataset
+from . import svhn as _svhn  # noqa: F401  (registers the 'svhn' source)
 from .subsets import class_balanced_indices, random_indices, validation_split
 
 
