@@ -209,7 +209,7 @@ def test_three_generations_killed_mid_r2_resume_to_identical_numbers(tmp_path):
     agreement = {r["generation"]: r["value"] for r in rows if r["metric"] == "teacher_agreement"}
     accuracy = {r["generation"]: r["value"] for r in rows if r["evaluation"] == "accuracy"}
     assert sorted(agreement) == ["R2", "R3"] and min(agreement.values()) > 0.5  # R1 has no teacher
-    assert accuracy["R3"] != accuracy["R2"] != accuracy["R1"]
+    assert min(accuracy.values()) > 0.8 and accuracy["R2"] != accuracy["R1"]  # learnt, from a teacher
     summary = (killed / "summary.csv").read_text()
     assert "teacher_agreement" in summary
 
