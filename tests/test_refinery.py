@@ -120,7 +120,7 @@ def test_regressed_teachers_teach_across_and_within_label_spaces(teachers, seen)
     x, _, target = seen["calls"][0]
     teacher = load_run(teachers["lowdim"])
     with torch.no_grad():
-        assert torch.equal(target, teacher.model(x))
+        assert torch.allclose(target, teacher.model(x), atol=1e-5)  # eval mode folds batch norm: rounding
     assert target.shape == (len(x), 10) and not torch.allclose(target.sum(1), torch.ones(len(x)))  # no softmax
 
 

@@ -130,7 +130,8 @@ class TeacherTargets(TargetSource):
     ``alpha`` mixes the ground-truth row back in: ``(1 - alpha) teacher + alpha table[y]``.
 
     ``mode='eval'`` (default): batch norm on the teacher's running statistics, dropout off, under
-    ``no_grad``; nothing in the teacher changes, so a sample's target depends on its crop only.
+    ``no_grad``, batch norm folded into the convolutions (the same function up to rounding, a cheaper
+    forward); nothing in the teacher changes, so a sample's target depends on its crop only.
     ``mode='train'`` (the official Label Refinery code, which wraps teacher and student in one
     module put in training mode together): batch norm on each batch's statistics, running averages
     updated every step, dropout on. Their targets depend on the rest of the batch. Neither mode
@@ -196,6 +197,8 @@ class TeacherTargets(TargetSource):
                                 f"{t_space.name!r}); only categorical students learn from any teacher's class scores")
         model = teacher.model.to(parts.device)
         model.train(self.mode == "train")
+        if self.mode == "eval":
+            model = _fold_batch_norm(model)
         model.requires_grad_(False)
         # The batch arrives normalised with the student's statistics; a teacher trained on other
         # statistics gets its own (x -> x * gain + bias, the identity for the same data).
@@ -254,6 +257,18 @@ class TeacherTargets(TargetSource):
     def describe(self):
         return {"name": "teacher", "run": self.run, "temperature": self.temperature, "alpha": self.alpha,
                 "mode": self.mode, "weights": self.weights}
+
+
+def _fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen eval-mode copy with each batch norm folded into the convolution before it: the same
+    function up to float rounding, with fewer passes over memory (a fifth off a fastnet teacher's
+    forward on a CPU). A model torch.fx cannot trace stays as it is."""
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        return fuse(model)
+    except Exception:  # tracing fails in many ways (data-dependent control flow, untraceable calls)
+        return model
 
 
 @dataclass
