@@ -2,8 +2,9 @@
 
 The evaluation's watch part, ``FeatureSnapshots``, is a training hook that records ``model.features(x)``
 at given fractions of the optimiser steps (10/30/50/70/100 % by default, as in the paper's Figure 5),
-in eval mode, for the same test images every time, into ``features.npz`` in its watch folder. From the snapshots: numbers that need no eyes
-(silhouette score and k-NN accuracy of the features, per fraction) and t-SNE scatter rows.
+in eval mode, for the same test images every time, into ``features.npz`` in its watch folder. Its
+after part gives, per fraction, numbers that need no eyes (silhouette score and k-NN accuracy of the
+features) and draws t-SNE scatter rows.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import torch
 from ..errors import UserError
 from ..files import atomic_path
 from ..models.modes import eval_mode
-from .registry import Drawing, HookList, default_watch_folder, register_evaluation
+from ..train.hooks import Hooks
+from .registry import Drawing, default_watch_folder, register_evaluation
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 1.0)
 FILE = "features.npz"
@@ -48,18 +50,7 @@ def extract_features(model, normalize, images: np.ndarray, device, batch_size: i
     return torch.cat(out).numpy()
 
 
-def start_state(*args):
-    """The loop's ``on_start`` arguments as one object (``TrainState``)."""
-    if len(args) == 1:
-        return args[0]
-    from types import SimpleNamespace
-
-    parts, epochs, steps_per_epoch, first_epoch = args
-    return SimpleNamespace(parts=parts, epochs=epochs, steps_per_epoch=steps_per_epoch, first_epoch=first_epoch,
-                           model=parts.model, eval_model=parts.model)
-
-
-class FeatureSnapshots:
+class FeatureSnapshots(Hooks):
     """Training hooks: features of fixed test images at ``fractions`` of the optimiser steps, each
     written to ``folder/features.npz`` as it is taken, so a resumed run keeps the ones it has.
 
@@ -77,10 +68,9 @@ class FeatureSnapshots:
         self.features: dict[float, np.ndarray] = {}
         self.steps: dict[float, int] = {}
 
-    def on_start(self, *args):
-        state = start_state(*args)
+    def on_start(self, state):
         self.model, self.parts, self.steps_per_epoch = state.model, state.parts, state.steps_per_epoch
-        total = getattr(state, "total_steps", state.epochs * state.steps_per_epoch)  # train.steps budgets
+        total = state.total_steps
         self.at = {}
         for f in self.fractions:
             self.at.setdefault(max(1, math.ceil(f * total)), f)
@@ -110,10 +100,6 @@ class FeatureSnapshots:
             self.steps[f] = done
             if self.folder is not None:
                 self.save(self.file)
-
-    def on_epoch(self, record): ...
-
-    def on_end(self, summary): ...
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -233,4 +219,4 @@ def train_with_features(config: dict, out: str | Path, fractions: Sequence[float
     from ..train import train
 
     snaps = FeatureSnapshots(default_watch_folder(out, "features"), fractions, images)
-    return train(config, out=out, resume=resume, hooks=HookList([snaps, hooks])), snaps
+    return train(config, out=out, resume=resume, hooks=[snaps, hooks]), snaps

@@ -2,7 +2,7 @@
 
 An evaluation registers
 
-- its **after** part, ``fn(run, **options) -> list[dict]``, run on a finished run (``labelrep.run``'s
+- its **after** part, ``fn(run, **options) -> list[dict]``, run on a finished run (a ``train.run.Run``
   loaded run), returning tidy rows, each at least ``{"metric": str, "value": float}`` plus any keys
   that locate the number (``eps``, ``protocol``, ``attack``, ``fraction``...);
 - optionally a **watch** part, ``watch(folder, **options) -> Hooks``: training hooks (``on_start``,
@@ -24,8 +24,9 @@ from typing import Callable
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..registry import Registry
+from ..train.hooks import Hooks
 
-EVALUATIONS: Registry = Registry("evaluation")
+EVALUATIONS: Registry = Registry("evaluation", builds=False)  # they run: their errors are not refusals
 WATCHES: dict[str, Callable] = {}    # evaluation name -> watch factory
 DRAWINGS: dict[str, "Drawing"] = {}  # evaluation name -> how its rows are drawn
 
@@ -124,7 +125,7 @@ def run_after(name: str, run, options: dict, watch: Path | None = None) -> list[
                      drawing=Drawing(names={"test_accuracy": "test accuracy"}))
 def test_accuracy(run, max_images: int | None = None) -> list[dict]:
     """``max_images``: a fixed seeded choice of that many test images (the one robustness attacks)."""
-    from .accuracy import accuracy
+    from ..scoring import accuracy
     from .robustness import evaluation_images
 
     test = run.parts.data.test
@@ -134,7 +135,7 @@ def test_accuracy(run, max_images: int | None = None) -> list[dict]:
     return [{"metric": "test_accuracy", "value": acc, **({"images": len(test)} if max_images is not None else {})}]
 
 
-class MonitorAccuracy:
+class MonitorAccuracy(Hooks):
     """Training hooks: accuracy of the tested model on ``images`` fixed, class-balanced test images
     after every epoch, into ``folder/monitor.jsonl`` (epochs before a resume are kept)."""
 
@@ -145,10 +146,9 @@ class MonitorAccuracy:
             raise UserError(f"monitor images must be a positive count, got {images!r}")
         self.file, self.count, self.seed = Path(folder) / self.FILE, images, seed
 
-    def on_start(self, *args):
-        from .features import fixed_images, start_state
+    def on_start(self, state):
+        from .features import fixed_images
 
-        state = start_state(*args)
         self.parts, self.model = state.parts, state.eval_model
         test = self.parts.data.test
         self.split = test.take(fixed_images(test.labels, self.count, self.seed))
@@ -158,16 +158,12 @@ class MonitorAccuracy:
         if last >= 1 and (not self.records or self.records[-1]["epoch"] < last):
             self.on_epoch({"epoch": last})
 
-    def on_step(self, epoch, step): ...
-
     def on_epoch(self, record):
-        from .accuracy import accuracy
+        from ..scoring import accuracy
 
         acc = accuracy(self.model, self.parts.label_space, self.parts.loader(self.split))
         self.records.append({"epoch": record["epoch"], "accuracy": acc, "images": len(self.split)})
         atomic_write_text(self.file, "".join(json.dumps(r) + "\n" for r in self.records))
-
-    def on_end(self, summary): ...
 
 
 @register_evaluation("monitor", "accuracy on a fixed subset of the test images after every epoch",
@@ -182,26 +178,3 @@ def monitor(run, watch: Path | None = None) -> list[dict]:
                         "must train with it (add it to the study before the run trains)")
     return [{"metric": "monitor_accuracy", "value": r["accuracy"], "epoch": r["epoch"], "images": r["images"]}
             for r in map(json.loads, file.read_text().splitlines())]
-
-
-class HookList:
-    """Several training hooks called in order, as one."""
-
-    def __init__(self, hooks):
-        self.hooks = [h for h in hooks if h is not None]
-
-    def on_start(self, *args):
-        for h in self.hooks:
-            h.on_start(*args)
-
-    def on_step(self, epoch, step):
-        for h in self.hooks:
-            h.on_step(epoch, step)
-
-    def on_epoch(self, record):
-        for h in self.hooks:
-            h.on_epoch(record)
-
-    def on_end(self, summary):
-        for h in self.hooks:
-            h.on_end(summary)

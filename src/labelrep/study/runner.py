@@ -95,7 +95,7 @@ def _json_safe(value):
 def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation], hooks=None) -> dict:
     """Train (or resume) one run in its folder with the watch parts of its evaluations, then run the
     after parts it lacks; returns its status."""
-    from ..evaluate.registry import WATCHES, HookList, run_after, watch_hooks
+    from ..evaluate.registry import WATCHES, run_after, watch_hooks
     from ..run import load_run
     from ..train import train
 
@@ -110,7 +110,7 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
         try:
             if not (run_dir / "summary.json").is_file():
                 watching = [watch_hooks(ev.name, watch_folder(run_dir, ev), ev.options) for ev in evaluations]
-                train(config, out=run_dir, resume=True, hooks=HookList([*watching, hooks]))
+                train(config, out=run_dir, resume=True, hooks=[*watching, hooks])
             loaded = None
             if not (run_dir / LABELS_FILE).is_file():
                 loaded = load_run(run_dir)
@@ -129,6 +129,9 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
                 if options.get("figure") is True:  # the evaluation draws its own figure into the run folder
                     (run_dir / "figures").mkdir(exist_ok=True)
                     options["figure"] = str(run_dir / "figures" / f"{ev.key}.png")
+                elif isinstance(options.get("figure"), str):  # a relative name (checked by parse_study): in the run
+                    options["figure"] = str(run_dir / options["figure"])
+                    Path(options["figure"]).parent.mkdir(parents=True, exist_ok=True)
                 rows = run_after(ev.name, loaded, options, watch=watched)
                 file.parent.mkdir(exist_ok=True)
                 text = json.dumps({"name": ev.name, "options": ev.options, "rows": rows}, default=_json_safe)
