@@ -16,7 +16,14 @@ def register(sub) -> None:
                                    "skipped, a cut-off run resumes from its last epoch), then write the report.")
     p.add_argument("file", help="study file (YAML: base, axes, seeds, evaluations); see configs/")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
-    p.add_argument("--jobs", type=whole(1), default=1, help="runs in parallel, one process each (default 1)")
+    p.add_argument("--jobs", type=_jobs, default=1,
+                   help="local backend: runs in parallel, one process each (default 1); auto: as many as the study's "
+                        "'resources' fit on this machine (gpus_per_run 0.25: four runs to a GPU)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: processes on this machine (default); ray: one Ray task per run, with the study's "
+                        "'resources' (pip install 'labelrep[ray]'; --out on storage every node sees)")
+    p.add_argument("--address", help="with --backend ray: the cluster to join (host:port of `ray start --head`; "
+                                     "default: a Ray instance on this machine)")
     p.add_argument("--threads", type=whole(1), help="torch CPU threads per run (default: the study file's 'threads', "
                                               "else all cores, or cores / jobs; 1 suits small models)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
@@ -33,6 +40,11 @@ def register(sub) -> None:
                        description="Rebuild results.csv, summary.csv, report.html and report.md from what is on disk.")
     r.add_argument("folder", help="study folder (made by labelrep study) or run folder")
     r.set_defaults(handler=run_report_command)
+
+
+def _jobs(text: str):
+    """argparse type of --jobs: a whole number >= 1, or auto."""
+    return text if text == "auto" else whole(1)(text)
 
 
 def _merge(base: dict, layer: dict) -> dict:
@@ -68,10 +80,12 @@ def _cell_text(cell: dict) -> str:
 
 def run_study_command(args) -> int:
     from ..study import estimate, run_study, write_report
+    from ..study.backends import declared_threads
     from ..study.runner import format_seconds, run_folder
 
     study = load(args)
     out = Path(args.out) if args.out else Path("runs") / study.name
+    args.jobs = _check_backend(args, study)
     if args.dry_run:
         return _dry_run(study, out, args, estimate, format_seconds)
 
@@ -82,7 +96,7 @@ def run_study_command(args) -> int:
 
     def on_event(kind, run, status):
         if kind == "start":
-            if args.jobs > 1:
+            if args.jobs > 1 or args.backend == "ray":
                 print(f"[{'':>{width}}/{total}] start   {_cell_text(run.cell)}", flush=True)
             return
         done[0] += 1
@@ -109,7 +123,8 @@ def run_study_command(args) -> int:
     try:
         outcome = run_study(study, out, jobs=args.jobs, retry_failed=args.retry_failed, on_event=on_event,
                             hooks_factory=lambda run: ProgressHooks(args.quiet),
-                            threads=args.threads or study.threads)
+                            threads=args.threads or study.threads or declared_threads(study),
+                            backend=args.backend, address=args.address)
     except KeyboardInterrupt:
         print("labelrep: interrupted; run the same command again to continue (finished runs are kept, "
               "the cut-off run resumes from its last finished epoch)", file=sys.stderr)
@@ -122,6 +137,19 @@ def run_study_command(args) -> int:
     print(f"\n{outcome.count('done')} done, {failed} failed in {format_seconds(time.perf_counter() - started)}; "
           f"report: {out / 'report.html'}")
     return 1 if failed else 0
+
+
+def _check_backend(args, study) -> int:
+    """The number of local jobs (``--jobs auto`` resolved); flags that do not fit the backend are refused."""
+    from ..errors import UserError
+    from ..study.backends import local_jobs, study_resources
+
+    if args.backend == "ray" and args.jobs != 1:
+        raise UserError("--jobs is for the local backend; with --backend ray the cluster runs as many runs at once "
+                        "as its resources hold (set 'resources' in the study file)")
+    if args.address and args.backend != "ray":
+        raise UserError("--address names a Ray cluster; add --backend ray")
+    return local_jobs(study_resources(study)) if args.jobs == "auto" else args.jobs
 
 
 def _dry_run(study, out, args, estimate, format_seconds) -> int:
@@ -137,8 +165,14 @@ def _dry_run(study, out, args, estimate, format_seconds) -> int:
     if not args.no_measure:
         seconds = sum(r["seconds"] for r in todo)
         msg += (f", about {format_seconds(seconds)} of training on this machine"
-                + (f" (about {format_seconds(seconds / args.jobs)} with --jobs {args.jobs})" if args.jobs > 1 else "")
                 + "; timed from a few training steps per model, evaluations not included")
+    from ..study.backends import plan
+
+    p = plan(study, rows, args.backend, args.jobs, args.address)
+    msg += (f".\nBackend {p.backend}: {p.resources.describe()}, {p.slots} run{'s' if p.slots != 1 else ''} at once "
+            f"on {p.where}")
+    if p.wall_seconds is not None:
+        msg += f"; about {format_seconds(p.wall_seconds)} wall time (runs as fast as here, parents first)"
     evals = ", ".join(e.name for e in study.evaluations) or "none"
     print(msg + f".\nEvaluations after training: {evals}. Output folder: {out}")
     return 0

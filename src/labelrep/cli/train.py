@@ -44,6 +44,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="run folder (default runs/<dataset>-<label>-<model>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train this one run on N processes of this machine (DDP via torchrun; one GPU each on CUDA)")
     p.set_defaults(handler=run_train)
 
     e = sub.add_parser("eval", help="evaluate a run folder", description="Evaluate a trained run on its test set.")
@@ -67,7 +69,7 @@ def config_from_args(args) -> dict:
 
 
 def run_train(args) -> int:
-    from ..train import train
+    from ..train import distributed, train
 
     cfg = config_from_args(args)
     if args.resume and not args.out:
@@ -76,7 +78,17 @@ def run_train(args) -> int:
         raise UserError(f"--resume: there is no run folder {args.out} to continue")
     out = Path(args.out) if args.out else Path("runs") / (
         f"{cfg['data']['dataset']}-{cfg['label']['name']}-{cfg['model']['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = train(cfg, out=out, resume=args.resume, hooks=ProgressHooks(args.quiet))
+    if args.nproc != 1 and not distributed.launched():
+        return distributed.launch(args.nproc, cfg, ["--out", str(out), *(["--resume"] if args.resume else []),
+                                                    *(["--quiet"] if args.quiet else [])])
+    group = distributed.init()  # under torchrun: rank 0 alone gets the folder, the others train without one
+    try:
+        result = train(cfg, out=out if group.is_main else None, resume=args.resume and group.is_main,
+                       hooks=ProgressHooks(args.quiet or not group.is_main))
+    finally:
+        distributed.finish()
+    if not group.is_main:
+        return 0
     s = result.summary
     print(table(["dataset", "label", "model", "epochs", "train images", "test accuracy", "seconds"],
                 [[s["dataset"], s["label"], s["model"], s["epochs"], s["train_images"], s["test_accuracy"],

@@ -35,24 +35,52 @@ def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator | No
     default all), by one indexing of the split's window view: no index tensor as large as the batch,
     and no copy of the padded images first."""
     n = padded.shape[0] if index is None else len(index)
-    hp, wp = padded.shape[-2:]
-    dev = padded.device
-    dy = torch.randint(0, hp - size + 1, (n,), generator=generator, device="cpu").to(dev)
-    dx = torch.randint(0, wp - size + 1, (n,), generator=generator, device="cpu").to(dev)
+    dy, dx = crop_offsets(n, padded.shape[-2] - size, padded.shape[-1] - size, generator, padded.device)
+    return crop(padded, size, dy, dx, index)
+
+
+def crop_offsets(n: int, room_y: int, room_x: int, generator: torch.Generator | None,
+                 device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window corners (rows, columns) for ``n`` images, in ``[0, room_y]`` and ``[0, room_x]``."""
+    dy = torch.randint(0, room_y + 1, (n,), generator=generator, device="cpu").to(device)
+    dx = torch.randint(0, room_x + 1, (n,), generator=generator, device="cpu").to(device)
+    return dy, dx
+
+
+def crop(padded: torch.Tensor, size: int, dy: torch.Tensor, dx: torch.Tensor,
+         index: torch.Tensor | None = None) -> torch.Tensor:
+    """The windows at corners ``(dy, dx)`` of the images at ``index`` (default all)."""
     windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # [N, C, hp-size+1, wp-size+1, size, size], a view
-    rows = torch.arange(n, device=dev) if index is None else index
+    rows = torch.arange(len(dy), device=padded.device) if index is None else index
     return windows[rows, :, dy, dx]
 
 
+def flip_mask(b: int, generator: torch.Generator | None, device) -> torch.Tensor:
+    return torch.rand(b, generator=generator, device="cpu").to(device) < 0.5
+
+
 def random_flip(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    mask = torch.rand(x.shape[0], generator=generator, device="cpu").to(x.device) < 0.5
+    return flip(x, flip_mask(x.shape[0], generator, x.device))
+
+
+def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+def shard_slice(n: int, rank: int, world: int) -> slice:
+    """Rank ``rank``'s contiguous part of ``n`` items split ``world`` ways (the first ``n % world`` get one more)."""
+    per, extra = divmod(n, world)
+    start = rank * per + min(rank, extra)
+    return slice(start, start + per + (rank < extra))
 
 
 class DeviceLoader:
     """Batches of ``(normalised images, labels, indices)`` from a uint8 split held on ``device``.
 
     Augmentation draws come from ``generator`` (on the CPU, so runs repeat across devices).
+    After ``shard(rank, world)`` each batch is this rank's contiguous part of the global batch: every
+    rank draws the global batch's order and augmentation, so the ranks together see exactly the
+    batches one process sees.
     """
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, batch_size: int,
@@ -67,10 +95,18 @@ class DeviceLoader:
         self.batch_size, self.normalize, self.device = batch_size, normalize, torch.device(device)
         self.shuffle, self.drop_last, self.flip = shuffle, drop_last, flip
         self.generator: torch.Generator | None = None
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def global_batch(self, i: int) -> int:
+        """Images in batch ``i`` over all ranks."""
+        return min(self.batch_size, len(self.labels) - i * self.batch_size)
 
     def set_generator(self, generator: torch.Generator) -> None:
         self.generator = generator
@@ -82,11 +118,16 @@ class DeviceLoader:
         else:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            batch = order[i * self.batch_size:(i + 1) * self.batch_size]
+            mine = shard_slice(len(batch), self.rank, self.world)
+            idx = batch[mine]
+            # Draws for the whole global batch, in one process's order; this rank keeps its part.
             if self.crop_padding > 0:
-                x = random_crop(self.padded, self.size, self.generator, idx)
+                room = 2 * self.crop_padding
+                dy, dx = crop_offsets(len(batch), room, room, self.generator, self.device)
+                x = crop(self.padded, self.size, dy[mine], dx[mine], idx)
             else:
                 x = self.images[idx]
             if self.flip:
-                x = random_flip(x, self.generator)
+                x = flip(x, flip_mask(len(batch), self.generator, self.device)[mine])
             yield self.normalize(x), self.labels[idx], idx

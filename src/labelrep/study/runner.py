@@ -25,6 +25,7 @@ from typing import Callable
 from .. import config as config_mod
 from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .backends import BACKENDS, gpu_count, gpu_slots, run_on_ray, study_resources, take_gpu_share
 from .spec import Evaluation, RunSpec, Study
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
@@ -189,7 +190,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _worker_main(tasks, results, threads: int, gpu: int | None) -> None:
+def _worker_main(tasks, results, threads: int, gpu: int | None, gpu_share: float | None = None) -> None:
     import signal
 
     _die_with_parent()
@@ -199,6 +200,7 @@ def _worker_main(tasks, results, threads: int, gpu: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    take_gpu_share(gpu_share)
     while True:
         task = tasks.get()
         if task is None:
@@ -206,16 +208,6 @@ def _worker_main(tasks, results, threads: int, gpu: int | None) -> None:
         run_id, run_dir, config, evaluations = task
         results.put(("start", os.getpid(), run_id, None))
         results.put(("end", os.getpid(), run_id, execute_run(run_dir, config, evaluations)))
-
-
-def _gpus(jobs: int) -> list[int | None]:
-    try:
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # noqa: BLE001
-        count = 0
-    return [i % count for i in range(jobs)] if count > 1 else [None] * jobs
 
 
 class _Graph:
@@ -276,7 +268,7 @@ def _folder_of(study_dir: Path):
 
 
 def _run_parallel(graph: _Graph, todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
-                  event: Callable, threads: int | None = None) -> None:
+                  event: Callable, threads: int | None = None, gpus_per_run: float = 0.0) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
@@ -298,10 +290,10 @@ def _run_parallel(graph: _Graph, todo: list[RunSpec], study_dir: Path, study: St
 
     jobs = min(jobs, len(todo))
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    gpus = _gpus(jobs)
+    gpus = gpu_slots(jobs, gpu_count(), gpus_per_run)  # gpus_per_run 0.25: four workers to a GPU
 
     def start(gpu):
-        p = ctx.Process(target=_worker_main, args=(tasks, results, threads, gpu), daemon=True)
+        p = ctx.Process(target=_worker_main, args=(tasks, results, threads, gpu, gpus_per_run or None), daemon=True)
         p.start()
         return p
 
@@ -372,11 +364,15 @@ def write_plan(study: Study, study_dir: Path) -> None:
 
 def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: bool = False,
               on_event: Callable | None = None, hooks_factory: Callable | None = None,
-              threads: int | None = None) -> StudyOutcome:
+              threads: int | None = None, backend: str = "local", address: str | None = None) -> StudyOutcome:
     """Run every run of the study that is not done yet; ``on_event(kind, run, status)`` reports
     ``skip``, ``start`` and ``end``. ``hooks_factory(run)`` gives training hooks (in-process only).
-    ``threads``: torch threads per run (default: torch's own with one job, cores / jobs with several)."""
+    ``threads``: torch threads per run (default: torch's own with one job, cores / jobs with several).
+    ``backend``: ``local`` (this machine, ``jobs`` processes) or ``ray`` (tasks on the Ray cluster at
+    ``address``, or a Ray instance on this machine; see study/backends.py)."""
     study_dir = Path(study_dir)
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     if threads is not None and threads < 1:
@@ -403,14 +399,19 @@ def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: 
                 else:
                     todo.append(spec)
             graph = _Graph(todo, statuses, study, study_dir, event)
-            if jobs == 1 or len(todo) <= 1:
+            if backend == "ray":
+                if todo:
+                    run_on_ray(graph, lambda spec: (run_folder(study_dir, spec), spec.config_in(_folder_of(study_dir)),
+                                                    study.evaluations_for(spec)),
+                               event, study_resources(study), address, study_dir, threads)
+            elif jobs == 1 or len(todo) <= 1:
                 if threads is not None and todo:
                     import torch
 
                     torch.set_num_threads(threads)
                 _run_serial(graph, study, study_dir, event, hooks_factory)
             elif todo:
-                _run_parallel(graph, todo, study_dir, study, jobs, event, threads)
+                _run_parallel(graph, todo, study_dir, study, jobs, event, threads, study_resources(study).gpus_per_run)
     except BlockingIOError:
         raise UserError(f"another labelrep study is running in {study_dir}; wait for it or use another --out") from None
     return StudyOutcome(study_dir, {spec.id: statuses[spec.id] for spec in study.runs})

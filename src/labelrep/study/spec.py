@@ -12,6 +12,7 @@ axes:
   data.fraction: [0.1, 0.5, 1.0] # a config key -> its values
 seeds: [0, 1]                    # or a count: 3 means 0, 1, 2
 threads: 1                       # optional: torch CPU threads per run (--threads overrides)
+resources: {cpus_per_run: 1, gpus_per_run: 0.25}  # optional: what one run takes (Ray tasks, packing runs on a GPU)
 exclude:                         # optional: cells to leave out (axis or seed -> value or list of values)
   - {label: smoothed, data.fraction: 0.1}
 evaluations:                     # by registry name (labelrep.evaluate.EVALUATIONS), optionally with options
@@ -54,7 +55,7 @@ from .. import config as config_mod
 from ..errors import UserError
 from ..train.preflight import check_names
 
-TOP_KEYS = ("name", "description", "base", "axes", "seeds", "exclude", "evaluations", "threads")
+TOP_KEYS = ("name", "description", "base", "axes", "seeds", "exclude", "evaluations", "threads", "resources")
 # Keys that say where the data lives, not what the run computes: left out of a run's identity.
 LOCATION_KEYS = (("data", "data_dir"), ("data", "download"))
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -465,6 +466,9 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
     threads = data.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"'threads' must be a positive integer, got {threads!r}")
+    from .backends import parse_resources
+
+    parse_resources(data.get("resources"))  # how to run, not what: read from study.source by the backends
     return Study(name, str(data.get("description") or ""), base, axes, seeds, evaluations, runs, data, threads)
 
 

@@ -22,6 +22,7 @@ from ..data.mixing import create_mixer
 from ..errors import NonFiniteLossError, UserError
 from ..files import atomic_write_json, atomic_write_text
 from ..scoring import split_score
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .folder import RunFolder
 from .hooks import Hooks, TrainState, as_hooks
@@ -94,6 +95,13 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
     if steps_per_epoch == 0:
         raise UserError("the training set is empty after subsetting; raise data.fraction")
     epochs, total_steps = _plan(t, steps_per_epoch)
+    # Under torchrun: each rank trains on its part of every batch; rank 0 alone reads and writes the folder.
+    group = distributed.init()
+    distributed.check_device(group, device)
+    distributed.check_supported(group, targets, o["batch_size"])
+    train_loader.shard(group.rank, group.world)
+    if not group.is_main:
+        out_dir, resuming = None, False
 
     optimizer = build_optimizer(model, o)
     scheduler = build_scheduler(optimizer, o, steps_per_epoch, epochs, total_steps)
@@ -102,7 +110,8 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
     eval_model = ema.module if ema is not None else model
     mixer = create_mixer(cfg["mix"]["name"], space, **cfg["mix"]["options"])
     use_amp = _flag(t["amp"], device)
-    forward = torch.compile(model) if _flag(t["compile"], device) else model
+    forward = distributed.wrap(group, model)
+    forward = torch.compile(forward) if _flag(t["compile"], device) else forward
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
     watches = targets.watches
     single_label = not space.multi_label
@@ -110,8 +119,9 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": None, "test_accuracy": None}
     first_epoch = 1
-    if resuming:
-        state = load_checkpoint(out_dir / CHECKPOINT, map_location=device)
+    state = load_checkpoint(out_dir / CHECKPOINT, map_location="cpu" if group.active else device) if resuming else None
+    state = distributed.share(group, state)  # rank 0's checkpoint (or none) on every rank
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -132,10 +142,11 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         # Dropout and Shake-Shake draw from the global generator: seed it per epoch too (offset so its
         # stream differs from the data order's).
-        torch.manual_seed(seed * 1_000_003 + epoch + 2**31)
+        torch.manual_seed(seed * 1_000_003 + epoch + 2**31 + group.rank * 2**20)
         train_loader.set_generator(generator)
-        if mixer is not None:
-            mixer.set_generator(generator)
+        if mixer is not None:  # several ranks mix within their parts: each its own draws, the batch order shared
+            mixer.set_generator(torch.Generator().manual_seed(seed * 1_000_003 + epoch + group.rank * 2**40)
+                                if group.active else generator)
         model.train()
         steps = min(steps_per_epoch, total_steps - (epoch - 1) * steps_per_epoch)
         losses = torch.zeros(steps, device=device)
@@ -150,22 +161,26 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
             with autocast():
                 output = forward(x)
             loss = space.loss(output, target)
+            batch = train_loader.global_batch(step)  # len(y) in one process
+            share = len(y) / batch  # this rank's part: DDP's mean of the weighted losses is the global batch's
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * (share * group.world) if group.active else loss).backward()
             optimizer.step()
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
-            losses[step] = loss.detach()
+            losses[step] = loss.detach() * share
             if single_label:  # a multi-label image has no one class to be right about
                 correct += (space.scores(output.detach()).argmax(1) == y).sum()
-            seen += len(y)
+            seen += batch
             if watches:
                 targets.observe(output.detach(), target, y, idx)
             if (step + 1) % check_every == 0 or step + 1 == steps:
                 _check_finite(losses[: step + 1], epoch)
             hooks.on_step(epoch, step)
         targets.on_epoch_end(epoch)
+        distributed.total(group, losses)
+        distributed.total(group, correct)
         record = {
             "epoch": epoch,
             "train_loss": losses.mean().item(),
@@ -174,11 +189,12 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
         }
         record["train_seconds"] = time.perf_counter() - epoch_start
         # Testing a whole split can cost as much as the epoch itself; eval_every thins it out.
-        if epoch % eval_every == 0 or epoch == epochs:
+        if group.is_main and (epoch % eval_every == 0 or epoch == epochs):
             if val_loader is not None:
                 record["val_accuracy"] = split_score(eval_model, space, val_loader, parts.val.targets)
             record["test_accuracy"] = split_score(eval_model, space, test_loader, parts.data.test.targets)
         record["seconds"] = time.perf_counter() - epoch_start
+        record = distributed.share(group, record)  # rank 0 tested: every rank keeps the same history
         history.append(record)
         if "val_accuracy" in record and record["val_accuracy"] > best["val_accuracy"]:
             best = {"val_accuracy": record["val_accuracy"], "epoch": epoch, "test_accuracy": record["test_accuracy"]}
