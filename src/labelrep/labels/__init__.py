@@ -9,6 +9,7 @@ from .registry import LABEL_SPACES
 from . import categorical as _categorical  # noqa: F401  (registers categorical, smoothed)
 from . import synthetic as _synthetic, speech as _speech  # noqa: F401  (constant, composite, random, lowdim; speech, shuffled)
 from . import text as _text, custom as _custom  # noqa: F401  (bert, glove; custom)
+from . import learned as _learned  # noqa: F401  (lwal: labels learned while training)
 
 
 def create_label_space(name: str, classes: Sequence[str], context: dict | None = None,

@@ -49,7 +49,8 @@ class RegressionLabelSpace(LabelSpace):
 
     def __init__(self, classes: Sequence[str], table, distance: str = "l2", threshold: float = 3.5,
                  delta: float = 1.0, scale: float = 1.0, standardize: bool = False, head: str = "auto",
-                 head_norm: bool = False, params: dict | None = None):
+                 head_norm: bool = False, aux: float = 0.0, aux_temperature: float = 0.1,
+                 params: dict | None = None):
         if distance not in DISTANCES:
             raise UserError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
         if head not in HEADS:
@@ -61,6 +62,10 @@ class RegressionLabelSpace(LabelSpace):
         for flag, value in (("standardize", standardize), ("head_norm", head_norm)):
             if not isinstance(value, (bool, np.bool_)):
                 raise UserError(f"label option {flag} is true or false, not {value!r}")
+        if not (isinstance(aux, (int, float)) and not isinstance(aux, bool) and aux >= 0):
+            raise UserError(f"label option aux is a weight >= 0, got {aux!r}")
+        if not (isinstance(aux_temperature, (int, float)) and aux_temperature > 0):
+            raise UserError(f"label option aux_temperature must be a positive number, got {aux_temperature!r}")
         if standardize and scale != 1:
             raise UserError("give either scale or standardize, not both (a z-score undoes any scale)")
         table = torch.as_tensor(np.asarray(table, dtype=np.float32)) * float(scale)
@@ -77,8 +82,14 @@ class RegressionLabelSpace(LabelSpace):
         self.distance, self.threshold, self.delta, self.scale = distance, float(threshold), float(delta), float(scale)
         self.standardize = bool(standardize)
         self.head_kind, self.head_norm = head, bool(head_norm)
+        self.aux, self.aux_temperature = float(aux), float(aux_temperature)
         self.params = dict(params or {})
         self._flat = self.table.flatten(1)
+        # The nearest-label loss's unit: the mean squared entry difference between two class labels,
+        # so one temperature means the same margin for every table, whatever its range or size.
+        d = torch.cdist(self._flat.double(), self._flat.double()) ** 2 / self._flat.shape[1]
+        off = ~torch.eye(len(d), dtype=torch.bool)
+        self._aux_unit = float(d[off].mean()) if len(d) > 1 and float(d[off].mean()) > 0 else 1.0
 
     def head(self, in_features: int) -> nn.Module:
         try:
@@ -91,7 +102,11 @@ class RegressionLabelSpace(LabelSpace):
         return module
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.huber_loss(output.float(), target.float(), delta=self.delta)
+        loss = F.huber_loss(output.float(), target.float(), delta=self.delta)
+        if self.aux:
+            loss = loss + self.aux * nearest_label_loss(output, target, self._table_on(output),
+                                                        self.aux_temperature * self._aux_unit)
+        return loss
 
     def _table_on(self, output: torch.Tensor) -> torch.Tensor:
         if self._flat.device != output.device:
@@ -130,8 +145,22 @@ class RegressionLabelSpace(LabelSpace):
     def describe(self) -> dict:
         return {**super().describe(), "distance": self.distance, "threshold": self.threshold,
                 "delta": self.delta, "scale": self.scale, "standardize": self.standardize, "head": self.head_kind,
-                "head_norm": self.head_norm,
+                "head_norm": self.head_norm, "aux": self.aux, "aux_temperature": self.aux_temperature,
                 **self.params}
+
+
+def nearest_label_loss(output: torch.Tensor, target: torch.Tensor, table: torch.Tensor,
+                       temperature: float) -> torch.Tensor:
+    """Cross-entropy of the softmax over minus squared distances (mean over entries, / temperature)
+    from each output to every class label, with the sample's own target in the numerator:
+    ``d(z, t) / T + logsumexp_c(-d(z, t_c) / T)``. For ``t = table[y]`` it is exactly the
+    cross-entropy of class ``y``; a mixed target is scored by its own distance. ``||z||^2`` cancels
+    between the two terms, which leaves a linear classifier with the fixed weights ``2 t_c``."""
+    z, t = output.float().flatten(1), target.float().flatten(1)
+    scale = temperature * z.shape[1]
+    logits = (2 * z @ table.T - (table * table).sum(1)) / scale
+    own = (2 * (z * t).sum(1) - (t * t).sum(1)) / scale
+    return (torch.logsumexp(logits, dim=1) - own).mean()
 
 
 @torch.no_grad()
@@ -152,7 +181,7 @@ def label_size(image_size: int | None, size: int | None, default: int = 64) -> i
 
 
 COMMON_OPTIONS = {"distance": "l2", "threshold": 3.5, "delta": 1.0, "scale": 1.0, "standardize": False, "head": "auto",
-                  "head_norm": False}
+                  "head_norm": False, "aux": 0.0, "aux_temperature": 0.1}
 
 
 def make_space(name: str, classes: Sequence[str], table, params: dict, options: dict) -> RegressionLabelSpace:

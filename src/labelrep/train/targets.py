@@ -201,3 +201,4 @@ def teacher(run: str = "", temperature: float = 1.0, alpha: float = 0.0, mode: s
             weights: str = "last") -> TeacherTargets:
     """An earlier run's predictions on the same augmented batch (softmax at a temperature), frozen."""
     return TeacherTargets(run, temperature, alpha, mode, weights)
+from . import targets_learned as _targets_learned  # noqa: E402,F401  (registers ols, lwal)
