@@ -18,7 +18,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_features_command_trains_with_snapshots(run_dir, capsys):
-    assert (run_dir / "features.npz").is_file()
+    assert (run_dir / "watch" / "features" / "features.npz").is_file()
     rows = json.loads((run_dir / "features.json").read_text())
     assert {r["fraction"] for r in rows} == {0.1, 0.3, 0.5, 0.7, 1.0}
 
@@ -56,11 +56,12 @@ def test_mistakes_are_one_sentence_and_status_2(run_dir, tmp_path, argv, capsys)
     assert err.startswith("labelrep: error:") and "Traceback" not in err
 
 
-def test_efficiency_command(tmp_path, capsys):
+def test_efficiency_command_runs_a_study(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["efficiency", "--labels", "categorical", "--dataset", "digits", "--device", "cpu",
-                 "--fractions", "0.05", "0.2", "--seeds", "0", "--steps", "10", "--out", str(out), "--quiet"]) == 0
+                 "--fractions", "0.05", "0.2", "--seeds", "0", "--epochs", "2", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "5 %" in printed and "20 %" in printed
-    rows = json.loads((out / "efficiency.json").read_text())
-    assert sorted(r["fraction"] for r in rows) == [0.05, 0.2] and (out / "efficiency.png").is_file()
+    assert "0.05" in printed and "0.2" in printed and "report:" in printed
+    plan = json.loads((out / "plan.json").read_text())
+    assert [r["cell"]["data.fraction"] for r in plan["runs"]] == [0.05, 0.2]
+    assert (out / "figures" / "sweep-data-fraction.png").is_file() and (out / "results.csv").is_file()

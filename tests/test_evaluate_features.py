@@ -39,7 +39,7 @@ def test_snapshots_at_training_fractions_do_not_change_training(tmp_path):
     assert result.summary["final_train_loss"] == plain.summary["final_train_loss"]
     total = 4 * snaps.steps_per_epoch
     assert sorted(snaps.steps.values()) == sorted({max(1, math.ceil(f * total)) for f in (0.1, 0.3, 0.5, 0.7, 1.0)})
-    feats, labels = load_snapshots(tmp_path / "run" / "features.npz")
+    feats, labels = load_snapshots(tmp_path / "run" / "watch" / "features" / "features.npz")
     assert sorted(feats) == [0.1, 0.3, 0.5, 0.7, 1.0]
     assert feats[1.0].shape == (200, result.parts.model.encoder.num_features)
     assert not np.allclose(feats[0.1], feats[1.0])
@@ -67,4 +67,4 @@ def test_bad_fractions_are_a_user_error():
     from labelrep.errors import UserError
 
     with pytest.raises(UserError):
-        FeatureSnapshots([0.0, 1.5])
+        FeatureSnapshots(None, [0.0, 1.5])

@@ -75,7 +75,8 @@ def test_html_page_is_self_contained_with_the_figures(study_dir):
     page = (study_dir / "report.html").read_text()
     images = re.findall(r"src='data:image/png;base64,", page)
     figures = sorted(p.name for p in (study_dir / "figures").glob("*.png"))
-    assert figures == ["eval-robustness.png", "learning-curves.png", "sweep-data-fraction.png"]
+    # features watches training (snapshots at 10..100 %): its numbers are curves over the fraction
+    assert figures == ["eval-features.png", "eval-robustness.png", "learning-curves.png", "sweep-data-fraction.png"]
     assert len(images) == len(figures) + 2 + 2  # and two t-SNE pictures (features), two label tables
     assert not re.search(r"(src|href)=['\"]?(https?:|//|file:)", page)
     for heading in ("Results", "Learning curves", "Data efficiency", "Robustness", "Runs", "Label statistics",
@@ -83,8 +84,10 @@ def test_html_page_is_self_contained_with_the_figures(study_dir):
         assert f">{heading}" in page
     assert len(re.findall(r"<figcaption>label = (onehot|smooth), data.fraction = 1.0</figcaption>", page)) == 2
     # Numbers with one value per run (and per text key) become columns of the results table.
-    for column in ("silhouette", "knn accuracy", "ece (temperature 1)", "ece (temperature fitted)"):
+    for column in ("ece (temperature 1)", "ece (temperature fitted)"):
         assert f"<th>{column}</th>" in page
+    assert "<th>silhouette</th>" not in page and "| curve | label | 0.1 | 0.3 | 0.5 | 0.7 | 1 |" in \
+        (study_dir / "report.md").read_text()
     assert "Failed runs" not in page
     # One-hot rows differ in 2 of 10 entries: mean L1 per entry 0.2, L2 sqrt(2 / 10).
     assert "<td class=\"\">categorical</td><td class=\"\">10</td><td class=\"num\">0.469</td>" \

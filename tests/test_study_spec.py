@@ -70,7 +70,7 @@ def test_exclude_and_where():
     ({"axes": {"x": {"a": {"optim.lr": 0.1}, "b": {"optim.lr": 0.1}}}}, "resolve to the same config"),
     ({"seeds": 0}, "'seeds' must be at least 1"),
     ({"evaluations": ["acuracy"]}, "unknown evaluation 'acuracy'"),
-    ({"evaluations": [{"accuracy": {"bogus": 1}}]}, "accepts: no options"),
+    ({"evaluations": [{"accuracy": {"bogus": 1}}]}, "accepts: max_images"),
     ({"evaluations": [{"name": "accuracy", "where": {"model": "x"}}]}, "does not have"),
     ({"exclude": [{"label": "nope"}]}, "not a value of that axis"),
     ({"grid": {}}, "unknown study key(s) grid"),
@@ -83,7 +83,8 @@ def test_mistakes_are_one_clear_user_error(change, message):
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["quick", "paper-cifar10", "paper-cifar100", "paper-cifar10-cpu"])
+@pytest.mark.parametrize("name", ["quick", "paper-cifar10", "paper-cifar100", "paper-cifar10-cpu", "robustness-cifar10",
+                                  "robustness-cifar10-check", "tsne-cifar10"])
 def test_ready_studies_parse(name):
     s = load_study(CONFIGS / f"{name}.yaml")
     assert s.name == name and s.runs and s.evaluations

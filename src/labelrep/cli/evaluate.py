@@ -29,9 +29,10 @@ def register(sub) -> None:
     a.add_argument("--batch-size", type=int, default=250)
     a.set_defaults(handler=run_attack)
 
-    e = sub.add_parser("efficiency", help="train a data-efficiency sweep",
+    e = sub.add_parser("efficiency", help="train a data-efficiency sweep (a study)",
                        description="Train every label space on each fraction of the training set with each seed "
-                                   "(same schedule), then print test accuracy per fraction; resumable.")
+                                   "(same schedule) as a study in --out, then print test accuracy per fraction and "
+                                   "write the study's report; resumable.")
     _train_args(e, sweep=True)
     e.add_argument("--labels", nargs="+", required=True, help="label spaces to compare")
     e.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.02, 0.04, 0.08, 0.1, 0.2])
@@ -39,7 +40,7 @@ def register(sub) -> None:
     e.add_argument("--steps", type=int, help="fixed optimiser steps per run (epochs follow from the data size)")
     e.add_argument("--unbalanced", action="store_true", help="seeded uniform draw instead of class-balanced "
                    "(the paper's 1 %% draw)")
-    e.add_argument("--out", default="runs/efficiency", help="folder of the sweep's run folders")
+    e.add_argument("--out", default="runs/efficiency", help="the sweep's study folder")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(handler=run_efficiency)
 
@@ -121,19 +122,22 @@ def run_attack(args) -> int:
 
 
 def run_efficiency(args) -> int:
-    from ..evaluate.efficiency import efficiency_table, plot_efficiency, run_sweep
+    """A thin front: the sweep is a study (label x data.fraction x seeds) run by the study runner."""
+    from ..evaluate.efficiency import efficiency_study
+    from ..study import parse_study, run_study, write_report
+    from .study import print_summary
     from .train import config_from_args
 
-    base = config_from_args(args)
+    study = parse_study(efficiency_study(config_from_args(args), args.labels, args.fractions, args.seeds,
+                                         balanced=not args.unbalanced, steps=args.steps))
     out = Path(args.out)
-    rows = run_sweep(base, args.labels, args.fractions, args.seeds, out=out, balanced=not args.unbalanced,
-                     steps=args.steps, hooks=lambda name: ProgressHooks(args.quiet))
-    out.mkdir(parents=True, exist_ok=True)
-    _write(out / "efficiency.json", rows)
-    figure = plot_efficiency(rows, out / "efficiency.png")
-    print(table(*efficiency_table(rows)))
-    print(f"rows: {out / 'efficiency.json'}  figure: {figure}")
-    return 0
+    outcome = run_study(study, out, hooks_factory=lambda run: ProgressHooks(args.quiet))
+    report = write_report(out)
+    print_summary(report)
+    figure = out / "figures" / "sweep-data-fraction.png"
+    print(f"rows: {out / 'results.csv'}  report: {out / 'report.html'}"
+          + (f"  figure: {figure}" if figure.is_file() else ""))
+    return 1 if outcome.count("failed") else 0
 
 
 def run_features(args) -> int:

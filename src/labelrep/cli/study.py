@@ -116,7 +116,7 @@ def run_study_command(args) -> int:
     if skipped[0]:
         print(f"{skipped[0]} run{'s' if skipped[0] > 1 else ''} done before: skipped", flush=True)
     report = write_report(out)
-    _print_summary(report)
+    print_summary(report)
     failed = outcome.count("failed")
     print(f"\n{outcome.count('done')} done, {failed} failed in {format_seconds(time.perf_counter() - started)}; "
           f"report: {out / 'report.html'}")
@@ -143,7 +143,7 @@ def _dry_run(study, out, args, estimate, format_seconds) -> int:
     return 0
 
 
-def _print_summary(report) -> None:
+def print_summary(report) -> None:
     from ..study.report import format_stat
 
     t = report.table
@@ -164,7 +164,7 @@ def run_report_command(args) -> int:
     from ..study import write_report
 
     report = write_report(args.folder)
-    _print_summary(report)
+    print_summary(report)
     print(f"\nwrote {', '.join(report.files[:4])}{' ...' if len(report.files) > 4 else ''} in {args.folder}")
     print(f"report: {Path(args.folder) / 'report.html'}")
     return 0

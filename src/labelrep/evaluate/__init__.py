@@ -1,12 +1,13 @@
 """Evaluation: accuracy, adversarial robustness, data efficiency, feature geometry, calibration."""
 from .accuracy import accuracy, predict_scores
-from .registry import EVALUATIONS
+from .registry import DRAWINGS, EVALUATIONS, WATCHES, Drawing, drawing, run_after, watch_hooks
 from . import calibration as _calibration, features as _features, robustness as _robustness  # noqa: F401  (register)
 
 
-def run_evaluation(name: str, run, **options) -> list[dict]:
-    """Run a registered evaluation on a loaded run; returns tidy rows."""
-    return EVALUATIONS.create(name, run=run, **options)
+def run_evaluation(name: str, run, watch=None, **options) -> list[dict]:
+    """Run a registered evaluation's after part on a loaded run; returns tidy rows."""
+    return run_after(name, run, options, watch)
 
 
-__all__ = ["EVALUATIONS", "accuracy", "predict_scores", "run_evaluation"]
+__all__ = ["DRAWINGS", "EVALUATIONS", "WATCHES", "Drawing", "accuracy", "drawing", "predict_scores",
+           "run_evaluation", "watch_hooks"]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .registry import EVALUATIONS
+from .registry import register_evaluation
 
 
 def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> list[dict]:
@@ -84,7 +84,7 @@ def calibration(scores_fit: torch.Tensor, labels_fit: torch.Tensor, scores: torc
     return rows, diagrams
 
 
-@EVALUATIONS.register("calibration", "ECE and NLL of softmax(scores / T), T = 1 and fitted on held-out images")
+@register_evaluation("calibration", "ECE and NLL of softmax(scores / T), T = 1 and fitted on held-out images")
 def calibration_evaluation(run, bins: int = 15, max_images: int | None = None, seed: int = 0,
                            figure: str | None = None) -> list[dict]:
     """Fits T on the run's validation split if it has one, else on a seeded half of the test images."""

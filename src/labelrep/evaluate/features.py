@@ -1,9 +1,8 @@
 """Feature geometry: the encoder's features of a fixed set of test images as training goes on.
 
-``FeatureSnapshots`` is a training hook (``train(config, hooks=FeatureSnapshots(...))``) that
-records ``model.features(x)`` at given fractions of the optimiser steps (10/30/50/70/100 % by
-default, as in the paper's Figure 5), in eval mode, for the same test images every time, and saves
-them to ``features.npz`` in the run folder. From the snapshots: numbers that need no eyes
+The evaluation's watch part, ``FeatureSnapshots``, is a training hook that records ``model.features(x)``
+at given fractions of the optimiser steps (10/30/50/70/100 % by default, as in the paper's Figure 5),
+in eval mode, for the same test images every time, into ``features.npz`` in its watch folder. From the snapshots: numbers that need no eyes
 (silhouette score and k-NN accuracy of the features, per fraction) and t-SNE scatter rows.
 """
 from __future__ import annotations
@@ -18,7 +17,7 @@ import torch
 from ..errors import UserError
 from ..files import atomic_path
 from ..models.modes import eval_mode
-from .registry import EVALUATIONS
+from .registry import Drawing, default_watch_folder, register_evaluation
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 1.0)
 FILE = "features.npz"
@@ -49,63 +48,64 @@ def extract_features(model, normalize, images: np.ndarray, device, batch_size: i
     return torch.cat(out).numpy()
 
 
-class _NoHooks:
-    def on_start(self, *args): ...
-    def on_step(self, *args): ...
-    def on_epoch(self, *args): ...
-    def on_end(self, *args): ...
-
-
 class FeatureSnapshots:
-    """Training hooks (``train.loop.Hooks``' four methods; not a subclass, as the loop imports this
-    package): features of fixed test images at ``fractions`` of training; wraps other hooks.
+    """Training hooks: features of fixed test images at ``fractions`` of the optimiser steps, each
+    written to ``folder/features.npz`` as it is taken, so a resumed run keeps the ones it has.
 
-    A run resumed after some snapshot points has no features for those points.
+    ``images`` class-balanced test images (seeded), chosen among the first ``pool`` of a seeded
+    shuffle of the test split when ``pool`` is given (the images ``max_images`` picks elsewhere).
     """
 
-    def __init__(self, fractions: Sequence[float] = FRACTIONS, images: int | None = 500, seed: int = 0,
-                 out: str | Path | None = None, inner=None, split=None):
+    def __init__(self, folder: str | Path | None, fractions: Sequence[float] = FRACTIONS, images: int | None = 500,
+                 pool: int | None = None, seed: int = 0):
         fractions = sorted(float(f) for f in fractions)
         if not fractions or not all(0 < f <= 1 for f in fractions):
             raise UserError(f"snapshot fractions must lie in (0, 1], got {fractions}")
-        self.fractions, self.count, self.seed = fractions, images, seed
-        self.out = Path(out) if out is not None else None
-        self.inner = inner or _NoHooks()
-        self.split = split  # the images to choose from (a data Split); default the run's test split
+        self.fractions, self.count, self.pool, self.seed = fractions, images, pool, seed
+        self.folder = Path(folder) if folder is not None else None
         self.features: dict[float, np.ndarray] = {}
         self.steps: dict[float, int] = {}
 
     def on_start(self, state):
-        parts = state.parts
-        self.parts, self.steps_per_epoch = parts, state.steps_per_epoch
+        self.model, self.parts, self.steps_per_epoch = state.model, state.parts, state.steps_per_epoch
         total = state.total_steps
         self.at = {}
         for f in self.fractions:
             self.at.setdefault(max(1, math.ceil(f * total)), f)
-        test = parts.data.test if self.split is None else self.split
+        test = self.parts.data.test
+        if self.pool is not None:
+            from .robustness import evaluation_images
+
+            test = test.take(evaluation_images(len(test), self.pool))
         self.index = fixed_images(test.labels, self.count, self.seed)
         self.images, self.labels = test.images[self.index], test.labels[self.index]
-        self.inner.on_start(state)
+        file = self.file
+        if file is not None and file.is_file():  # a resumed run: keep what was taken before the cut
+            with np.load(file) as z:
+                if np.array_equal(z["index"], self.index):
+                    for i, f in enumerate(z["fractions"]):
+                        self.features[float(f)], self.steps[float(f)] = z["features"][i], int(z["steps"][i])
+
+    @property
+    def file(self) -> Path | None:
+        return self.folder / FILE if self.folder is not None else None
 
     def on_step(self, epoch, step):
         done = (epoch - 1) * self.steps_per_epoch + step + 1
         if done in self.at:
             f = self.at[done]
-            self.features[f] = extract_features(self.parts.model, self.parts.normalize, self.images,
-                                                self.parts.device)
+            self.features[f] = extract_features(self.model, self.parts.normalize, self.images, self.parts.device)
             self.steps[f] = done
-        self.inner.on_step(epoch, step)
+            if self.folder is not None:
+                self.save(self.file)
 
-    def on_epoch(self, record):
-        self.inner.on_epoch(record)
+    def on_epoch(self, record): ...
 
-    def on_end(self, summary):
-        if self.out is not None and self.features:
-            self.save(self.out / FILE)
-        self.inner.on_end(summary)
+    def on_end(self, summary): ...
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fr = sorted(self.features)
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, fractions=np.array(fr), steps=np.array([self.steps[f] for f in fr]),
@@ -182,20 +182,28 @@ def plot_tsne(rows: Mapping[str, tuple[Mapping[float, np.ndarray], np.ndarray]],
     return save_figure(fig, path)
 
 
-def run_folder(run) -> Path | None:
-    """The folder of a loaded run (``path``) or of a fresh ``RunResult`` (``out_dir``)."""
-    folder = getattr(run, "path", None) or getattr(run, "out_dir", None)
-    return Path(folder) if folder is not None else None
-
-
-@EVALUATIONS.register("features", "silhouette and k-NN accuracy of encoder features (per training fraction)")
-def features(run, images: int | None = 500, neighbours: int = 10, figure: str | None = None) -> list[dict]:
-    """Rows ``{"metric": "silhouette" | "knn_accuracy", "value", "fraction"}`` from the run's
-    ``features.npz`` snapshots when it has them, else from its final weights (fraction 1.0)."""
-    parts = run.parts
-    folder = run_folder(run)
+def snapshot_file(run, watch: str | Path | None) -> Path | None:
+    """Where the watch part left the snapshots: ``watch``, else the run's default watch folder."""
+    folder = Path(watch) if watch is not None else None
+    if folder is None and getattr(run, "path", None) is not None:
+        folder = default_watch_folder(run.path, "features")
     if folder is not None and (folder / FILE).is_file():
-        snapshots, labels = load_snapshots(folder / FILE)
+        return folder / FILE
+    return None
+
+
+@register_evaluation("features", "silhouette and k-NN accuracy of encoder features (per training fraction)",
+                     watch=FeatureSnapshots,
+                     drawing=Drawing(x="fraction", names={"fraction": "fraction of training",
+                                                          "knn_accuracy": "k-NN accuracy"}))
+def features(run, images: int | None = 500, neighbours: int = 10, figure: str | None = None,
+             watch: str | Path | None = None) -> list[dict]:
+    """Rows ``{"metric": "silhouette" | "knn_accuracy", "value", "fraction"}`` from the snapshots the
+    watch part took during training when there are any, else from the final weights (fraction 1.0)."""
+    parts = run.parts
+    file = snapshot_file(run, watch)
+    if file is not None:
+        snapshots, labels = load_snapshots(file)
     else:
         test = parts.data.test
         idx = fixed_images(test.labels, images)
@@ -206,10 +214,11 @@ def features(run, images: int | None = 500, neighbours: int = 10, figure: str | 
     return geometry_rows(snapshots, labels, neighbours=neighbours)
 
 
-def train_with_features(config: dict, out: str | Path | None = None, fractions: Sequence[float] = FRACTIONS,
+def train_with_features(config: dict, out: str | Path, fractions: Sequence[float] = FRACTIONS,
                         images: int | None = 500, hooks=None, resume: bool = False):
-    """Train one run while snapshotting features; returns ``(RunResult, FeatureSnapshots)``."""
+    """Train one run while its features are snapshotted into ``out/watch/features``; returns
+    ``(run, FeatureSnapshots)``."""
     from ..train import train
 
-    snaps = FeatureSnapshots(fractions, images, out=out, inner=hooks)
-    return train(config, out=out, resume=resume, hooks=snaps), snaps
+    snaps = FeatureSnapshots(default_watch_folder(out, "features"), fractions, images)
+    return train(config, out=out, resume=resume, hooks=[snaps, hooks]), snaps

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..models.modes import eval_mode
 from .attacks import ATTACKS, PixelModel, ScoresModel, create_attack, eps_to_255, margin, paper_eps
-from .registry import EVALUATIONS
+from .registry import Drawing, register_evaluation
 
 PROTOCOLS: dict[str, tuple[str, ...]] = {"paper": ("train",), "strong": ("ce", "margin")}
 DEFAULT_ATTACKS = ("fgsm", "bim", "pgd")
@@ -169,7 +169,15 @@ def evaluation_images(n_total: int, max_images: int | None, seed: int = 0) -> np
     return np.sort(np.random.default_rng(seed).permutation(n_total)[:max_images])
 
 
-@EVALUATIONS.register("robustness", "accuracy under FGSM/BIM/PGD per eps, paper and strong protocols")
+# Curves of accuracy against eps, one panel per protocol, attack and loss, each starting at the clean
+# accuracy of its protocol; the evaluation's other metrics (masking flags) are notes beside them.
+DRAWING = Drawing(x="eps", curves=("adversarial_accuracy",), series=("protocol", "attack", "loss"),
+                  baseline={"attack": "none"}, baseline_match=("protocol",), title="Robustness",
+                  names={"adversarial_accuracy": "accuracy under attack", "eps": "eps (1/255)"})
+
+
+@register_evaluation("robustness", "accuracy under FGSM/BIM/PGD per eps, paper and strong protocols",
+                     drawing=DRAWING)
 def robustness(run, protocols: Sequence[str] = ("paper", "strong"),
                attacks: Sequence[str] | Mapping[str, Sequence[str]] = DEFAULT_ATTACKS,
                eps: Sequence[float] | None = None, paper_eps: Sequence[float] | None = None,
@@ -190,8 +198,7 @@ def robustness(run, protocols: Sequence[str] = ("paper", "strong"),
                            paper=paper_eps, std=std, steps=steps, restarts=restarts, autoattack=autoattack,
                            batch_size=batch_size, seed=seed)
     if figure:
-        names = sorted({r["attack"] for r in rows} - {"none"})
-        plot_curves(rows, figure, group=None, attacks=names, title=parts.config["label"]["name"])
+        plot_curves(rows, figure, group=None, title=parts.config["label"]["name"])
     return rows
 
 
@@ -238,38 +245,13 @@ def masking_gaps(rows: Sequence[dict], group: str | None = None) -> list[dict]:
 
 
 def plot_curves(rows: Sequence[dict], path: str | Path, group: str | None = "label",
-                attacks: Sequence[str] = ("worst",), title: str | None = None) -> Path:
-    """Accuracy vs eps, one panel per protocol, one line per group (label space) and attack, like
-    the paper's Figure 3; written atomically as PNG/PDF/SVG by its suffix."""
-    from .figures import pyplot, save_figure
+                attacks: Sequence[str] | None = None, title: str | None = None) -> Path:
+    """Accuracy vs eps as the study report draws it (one panel per protocol, attack and loss, one line
+    per ``group`` value), for the given ``attacks`` (default all); written atomically as PNG."""
+    from .figures import evaluation_figure, write_png
 
-    plt = pyplot()
-    rows = [r for r in rows if r.get("metric") == "adversarial_accuracy"]
-    protocols = [p for p in PROTOCOLS if any(r["protocol"] == p for r in rows)]
-    if not protocols:
-        raise UserError("no adversarial_accuracy rows to plot")
-    fig, axes = plt.subplots(1, len(protocols), figsize=(5 * len(protocols), 3.8), squeeze=False, sharey=True)
-    for ax, p in zip(axes[0], protocols):
-        mine = [r for r in rows if r["protocol"] == p]
-        groups = sorted({r.get(group, "") for r in mine}) if group else [""]
-        for g in groups:
-            clean = [r["value"] for r in mine if r["attack"] == "none" and (not group or r.get(group, "") == g)]
-            for a in attacks:
-                pts = sorted((r["eps"], r["value"]) for r in mine
-                             if r["attack"] == a and (not group or r.get(group, "") == g)
-                             and (a == "worst" or a.startswith("autoattack") or r["loss"] == PROTOCOLS[p][0]))
-                if not pts:
-                    continue
-                xs, ys = zip(*([(0.0, clean[0])] if clean else []) + pts)
-                label = " ".join(s for s in (str(g), a if len(attacks) > 1 else "") if s)
-                ax.plot(xs, ys, marker="o", ms=3, label=label or a)
-        ax.set_title(f"{p} protocol" + (" (training loss)" if p == "paper" else " (CE + margin on scores)"))
-        ax.set_xlabel("eps (1/255 of the pixel range)")
-        ax.grid(alpha=0.3)
-        ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("accuracy under attack")
-    axes[0][-1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    rows = [r for r in rows if attacks is None or r.get("attack") in (*attacks, "none")]
+    fig = evaluation_figure(list(rows), DRAWING, "robustness", hue=group, title=title)
+    if fig is None:
+        raise UserError("no adversarial_accuracy rows at two or more eps to plot")
+    return write_png(fig.png, path)

@@ -1,9 +1,13 @@
 """Run a study's grid: each run a normal run folder under ``<study>/runs/<id>``, resumable and parallel.
 
-State lives on disk, one ``status.json`` per run folder (pending, running, done, failed), written
-atomically, so a killed study loses at most the epoch it was in: ``train(..., resume=True)`` picks up
-from the last checkpoint, evaluations already written are kept. A failed run records its error and
-the others go on; ``retry_failed`` runs it again.
+State lives on disk, one ``status.json`` per run folder (pending, running, done, failed, skipped),
+written atomically, so a killed study loses at most the epoch it was in: ``train(..., resume=True)``
+picks up from the last checkpoint, evaluations (and what their watch parts wrote) are kept. A failed
+run records its error and the others go on; ``retry_failed`` runs it again.
+
+Runs that depend on runs (``study_run`` references) go after their parents: only a run whose parents
+are done is started (in parallel too); the children of a failed or skipped run are marked skipped,
+with the reason, and run on a later call once their parents are done.
 """
 from __future__ import annotations
 
@@ -23,10 +27,11 @@ from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .spec import Evaluation, RunSpec, Study
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 STATUS_FILE = "status.json"
 PLAN_FILE = "plan.json"
 EVAL_DIR = "evaluations"
+WATCH_DIR = "watch"
 LABELS_FILE = "labels.json"
 
 
@@ -48,6 +53,10 @@ def _write_status(run_dir: Path, **fields) -> dict:
 
 def evaluation_file(run_dir: Path, evaluation: Evaluation) -> Path:
     return Path(run_dir) / EVAL_DIR / f"{evaluation.key}.json"
+
+
+def watch_folder(run_dir: Path, evaluation: Evaluation) -> Path:
+    return Path(run_dir) / WATCH_DIR / evaluation.key
 
 
 def needs_work(run_dir: Path, evaluations: list[Evaluation]) -> bool:
@@ -84,8 +93,9 @@ def _json_safe(value):
 
 
 def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation], hooks=None) -> dict:
-    """Train (or resume) one run in its folder, then run the evaluations it lacks; returns its status."""
-    from ..evaluate import run_evaluation
+    """Train (or resume) one run in its folder with the watch parts of its evaluations, then run the
+    after parts it lacks; returns its status."""
+    from ..evaluate.registry import WATCHES, run_after, watch_hooks
     from ..run import load_run
     from ..train import train
 
@@ -99,7 +109,8 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
         started = time.perf_counter()
         try:
             if not (run_dir / "summary.json").is_file():
-                train(config, out=run_dir, resume=True, hooks=hooks)
+                watching = [watch_hooks(ev.name, watch_folder(run_dir, ev), ev.options) for ev in evaluations]
+                train(config, out=run_dir, resume=True, hooks=[*watching, hooks])
             loaded = None
             if not (run_dir / LABELS_FILE).is_file():
                 loaded = load_run(run_dir)
@@ -108,13 +119,17 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
                 file = evaluation_file(run_dir, ev)
                 if file.is_file():
                     continue
+                watched = watch_folder(run_dir, ev)
+                if ev.name in WATCHES and not watched.is_dir():
+                    raise UserError(f"evaluation {ev.name!r} watches training, but this run trained without it; "
+                                    "delete the run folder to train it again with the evaluation")
                 if loaded is None:
                     loaded = load_run(run_dir)
                 options = dict(ev.options)
                 if options.get("figure") is True:  # the evaluation draws its own figure into the run folder
                     (run_dir / "figures").mkdir(exist_ok=True)
                     options["figure"] = str(run_dir / "figures" / f"{ev.key}.png")
-                rows = run_evaluation(ev.name, loaded, **options)
+                rows = run_after(ev.name, loaded, options, watch=watched)
                 file.parent.mkdir(exist_ok=True)
                 text = json.dumps({"name": ev.name, "options": ev.options, "rows": rows}, default=_json_safe)
                 atomic_write_text(file, text + "\n")
@@ -200,18 +215,85 @@ def _gpus(jobs: int) -> list[int | None]:
     return [i % count for i in range(jobs)] if count > 1 else [None] * jobs
 
 
-def _run_parallel(todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
-                  event: Callable, threads: int | None = None) -> dict[str, dict]:
+class _Graph:
+    """Which runs of ``todo`` may start: those whose parents are done; the children of a failed or
+    skipped run are skipped (with the reason) as soon as that is known."""
+
+    def __init__(self, todo: list[RunSpec], statuses: dict[str, dict], study: Study, study_dir: Path, event):
+        self.waiting, self.statuses, self.study_dir, self.event = list(todo), statuses, study_dir, event
+        self.cells = {spec.id: spec.cell for spec in study.runs}
+
+    def _state(self, run_id: str) -> str | None:
+        return self.statuses.get(run_id, {}).get("status")
+
+    def ready(self) -> list[RunSpec]:
+        """Runs to start now, in plan order; marks the blocked ones skipped on the way."""
+        out, changed = [], True
+        while changed:  # a skip can block a grandchild further down the plan
+            changed = False
+            for spec in list(self.waiting):
+                bad = [p for p in spec.parents if self._state(p) in (FAILED, SKIPPED)]
+                if bad:
+                    self.waiting.remove(spec)
+                    self.skip(spec, bad[0])
+                    changed = True
+                elif all(self._state(p) == DONE for p in spec.parents) and spec not in out:
+                    out.append(spec)
+        for spec in out:
+            self.waiting.remove(spec)
+        return out
+
+    def skip(self, spec: RunSpec, parent: str) -> None:
+        folder = run_folder(self.study_dir, spec)
+        cell = ", ".join(f"{k}={v}" for k, v in self.cells[parent].items())
+        why = self.statuses[parent].get("error") or ""
+        reason = f"parent run {parent} ({cell}) {self._state(parent)}" + (f": {why}" if why else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.statuses[spec.id] = _write_status(folder, status=SKIPPED, error=reason,
+                                               attempts=read_status(folder).get("attempts", 0))
+        self.event("end", spec, self.statuses[spec.id])
+
+
+def _run_serial(graph: _Graph, study: Study, study_dir: Path, event, hooks_factory) -> None:
+    while True:
+        ready = graph.ready()
+        if not ready:
+            return
+        spec = ready[0]
+        graph.waiting[:0] = ready[1:]  # the others wait for the next round (plan order kept)
+        event("start", spec, None)
+        hooks = hooks_factory(spec) if hooks_factory else None
+        graph.statuses[spec.id] = execute_run(run_folder(study_dir, spec), spec.config_in(_folder_of(study_dir)),
+                                              study.evaluations_for(spec), hooks=hooks)
+        event("end", spec, graph.statuses[spec.id])
+
+
+def _folder_of(study_dir: Path):
+    return lambda run_id: run_folder(study_dir, run_id).resolve()
+
+
+def _run_parallel(graph: _Graph, todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
+                  event: Callable, threads: int | None = None) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
     tasks, results = ctx.Queue(), ctx.Queue()
     by_id = {spec.id: spec for spec in todo}
-    for spec in todo:
-        tasks.put((spec.id, str(run_folder(study_dir, spec)), spec.config, study.evaluations_for(spec)))
+    out = graph.statuses
+    in_flight: set[str] = set()
+    stopped = [False]
+
+    def dispatch():
+        for spec in graph.ready():
+            in_flight.add(spec.id)
+            tasks.put((spec.id, str(run_folder(study_dir, spec)), spec.config_in(_folder_of(study_dir)),
+                       study.evaluations_for(spec)))
+        if not graph.waiting and not stopped[0]:
+            for _ in range(jobs):
+                tasks.put(None)
+            stopped[0] = True
+
     jobs = min(jobs, len(todo))
-    for _ in range(jobs):
-        tasks.put(None)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     gpus = _gpus(jobs)
 
@@ -220,11 +302,11 @@ def _run_parallel(todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
         p.start()
         return p
 
+    dispatch()
     workers = {i: start(gpus[i]) for i in range(jobs)}
     busy: dict[int, str] = {}  # worker pid -> run id
-    out: dict[str, dict] = {}
     try:
-        while len(out) < len(todo):
+        while in_flight:
             try:
                 kind, pid, run_id, status = results.get(timeout=1.0)
             except queue.Empty:
@@ -232,12 +314,14 @@ def _run_parallel(todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
                     if p.is_alive() or p.exitcode == 0:
                         continue
                     run_id = busy.pop(p.pid, None)
-                    if run_id is not None and run_id not in out:
+                    if run_id is not None and run_id in in_flight:
+                        in_flight.discard(run_id)
                         out[run_id] = _write_status(
                             run_folder(study_dir, run_id), status=FAILED,
                             attempts=read_status(run_folder(study_dir, run_id)).get("attempts", 1),
                             error=f"the worker process died (exit code {p.exitcode}: killed, or out of memory)")
                         event("end", by_id[run_id], out[run_id])
+                        dispatch()
                     workers[i] = start(gpus[i])  # it never took its stop sentinel: the new one will
                 continue
             if kind == "start":
@@ -245,15 +329,16 @@ def _run_parallel(todo: list[RunSpec], study_dir: Path, study: Study, jobs: int,
                 event("start", by_id[run_id], None)
             else:
                 busy.pop(pid, None)
+                in_flight.discard(run_id)
                 out[run_id] = status
                 event("end", by_id[run_id], status)
+                dispatch()
     finally:
         for p in workers.values():
             if p.is_alive():
                 p.terminate()
         for p in workers.values():
             p.join(timeout=10)
-    return out
 
 
 # ---------------------------------------------------------------- the study
@@ -277,7 +362,8 @@ def write_plan(study: Study, study_dir: Path) -> None:
         "axes": [{"name": a.name, "values": a.values} for a in study.axes], "seeds": study.seeds,
         "evaluations": [{"name": e.name, "options": e.options, "key": e.key, "where": e.where}
                         for e in study.evaluations],
-        "runs": [{"id": r.id, "cell": r.cell, "folder": f"runs/{r.id}"} for r in study.runs],
+        "runs": [{"id": r.id, "cell": r.cell, "folder": f"runs/{r.id}", **({"parents": r.parents} if r.parents else {})}
+                 for r in study.runs],
     })
 
 
@@ -313,19 +399,15 @@ def run_study(study: Study, study_dir: str | Path, jobs: int = 1, retry_failed: 
                     event("skip", spec, status)
                 else:
                     todo.append(spec)
+            graph = _Graph(todo, statuses, study, study_dir, event)
             if jobs == 1 or len(todo) <= 1:
                 if threads is not None and todo:
                     import torch
 
                     torch.set_num_threads(threads)
-                for spec in todo:
-                    event("start", spec, None)
-                    hooks = hooks_factory(spec) if hooks_factory else None
-                    statuses[spec.id] = execute_run(run_folder(study_dir, spec), spec.config,
-                                                    study.evaluations_for(spec), hooks=hooks)
-                    event("end", spec, statuses[spec.id])
+                _run_serial(graph, study, study_dir, event, hooks_factory)
             elif todo:
-                statuses.update(_run_parallel(todo, study_dir, study, jobs, event, threads))
+                _run_parallel(graph, todo, study_dir, study, jobs, event, threads)
     except BlockingIOError:
         raise UserError(f"another labelrep study is running in {study_dir}; wait for it or use another --out") from None
     return StudyOutcome(study_dir, {spec.id: statuses[spec.id] for spec in study.runs})

@@ -26,12 +26,23 @@ evaluations:                     # by registry name (labelrep.evaluate.EVALUATIO
 The grid is the product of the axes (in file order) times the seeds. A run's identity is a hash of
 its resolved config (without ``data.data_dir`` and ``data.download``, which say where the data is, not
 what is computed), so the same cell always lands in the same run folder, ``runs/<id>``.
+
+Runs that depend on runs: a config value ``{study_run: {axis: value, ...}}`` anywhere in a cell's
+config names the run of this study whose cell is this one with those axis values replaced (the same
+seed unless the mapping gives ``seed``). The runner trains the parent first and puts the parent's run
+folder in its place; the child's identity hashes the parent's run id instead of the reference.
+
+```yaml
+axes:
+  generation:
+    R1: {}
+    R2: {target: {name: teacher, options: {run: {study_run: {generation: R1}}}}}
+```
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -54,7 +65,7 @@ class Evaluation:
     where: dict = field(default_factory=dict)  # axis -> allowed values; empty: every run
 
     def applies(self, cell: dict) -> bool:
-        return all(cell.get(axis) in values for axis, values in self.where.items())
+        return all(cell.get(axis) in values for axis, values in self.where.items())  # "seed" included
 
     @property
     def key(self) -> str:
@@ -74,11 +85,32 @@ class Axis:
         return set().union(*(_leaf_keys(f) for f in self.fragments))
 
 
+REFERENCE = "study_run"
+
+
+def is_reference(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {REFERENCE}
+
+
 @dataclass
 class RunSpec:
-    id: str                 # hash of the resolved config (location keys left out)
+    id: str                 # hash of the resolved config (location keys left out; parents by their ids)
     cell: dict              # axis name -> value label, plus "seed"
-    config: dict            # the resolved run config
+    config: dict            # the resolved run config; a reference reads {study_run: <parent id>}
+    parents: list[str] = field(default_factory=list)  # ids of the runs this one depends on
+    references: list[tuple] = field(default_factory=list)  # (config key path, parent id) per reference
+
+    def config_in(self, folder_of) -> dict:
+        """The config to train: each reference replaced by ``folder_of(parent id)`` (a path, as text)."""
+        if not self.references:
+            return self.config
+        cfg = copy.deepcopy(self.config)
+        for path, parent in self.references:
+            node = cfg
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = str(folder_of(parent))
+        return cfg
 
 
 @dataclass
@@ -118,7 +150,7 @@ def _nest(fragment: Any, where: str) -> dict:
         parts = str(dotted).split(".")
         if not all(parts):
             raise UserError(f"{where} has an empty config key in {dotted!r}")
-        if isinstance(value, dict) and parts[-1] != "options":
+        if isinstance(value, dict) and parts[-1] != "options" and not is_reference(value):
             value = _nest(value, where)
         node = out
         for i, part in enumerate(parts[:-1]):
@@ -208,8 +240,9 @@ def _parse_seeds(raw: Any) -> list[int]:
     raise UserError(f"'seeds' must be a count or a non-empty list of integers, got {raw!r}")
 
 
-def _parse_evaluations(raw: Any, axes: list[Axis]) -> list[Evaluation]:
+def _parse_evaluations(raw: Any, axes: list[Axis], seeds: list[int]) -> list[Evaluation]:
     from ..evaluate import EVALUATIONS
+    from ..evaluate.registry import accepted_options, unknown_options
 
     if raw is None:
         return []
@@ -227,7 +260,7 @@ def _parse_evaluations(raw: Any, axes: list[Axis]) -> list[Evaluation]:
             if not isinstance(item.get("options") or {}, dict):
                 raise UserError(f"options of evaluation {item['name']!r} must be a mapping")
             ev = Evaluation(str(item["name"]), dict(item.get("options") or {}),
-                            _parse_where(item.get("where"), axes, f"'where' of evaluation {item['name']!r}"))
+                            _parse_where(item.get("where"), axes, f"'where' of evaluation {item['name']!r}", seeds))
         elif isinstance(item, dict) and len(item) == 1:
             (name, options), = item.items()
             if options is not None and not isinstance(options, dict):
@@ -237,26 +270,25 @@ def _parse_evaluations(raw: Any, axes: list[Axis]) -> list[Evaluation]:
             raise UserError(f"evaluation entry {item!r} must be a name or 'name: {{options}}'")
         if ev.name not in EVALUATIONS:
             raise UserError(f"unknown evaluation {ev.name!r}; known: {', '.join(EVALUATIONS.names())}")
-        factory = EVALUATIONS.get(ev.name)
-        try:
-            inspect.signature(factory).bind_partial(run=None, **ev.options)
-        except TypeError:
-            accepted = [p for p in inspect.signature(factory).parameters if p not in ("run", "args", "kwargs")]
+        if unknown_options(ev.name, ev.options):
             raise UserError(f"evaluation {ev.name!r} got options {sorted(ev.options)}; it accepts: "
-                            f"{', '.join(accepted) or 'no options'}") from None
+                            f"{', '.join(accepted_options(ev.name)) or 'no options'}")
         if any(e.key == ev.key and e.where == ev.where for e in out):
             raise UserError(f"evaluation {ev.name!r} is listed twice with the same options")
         out.append(ev)
     return out
 
 
-def _parse_where(raw: Any, axes: list[Axis], what: str) -> dict:
-    """``{axis: value or [values]}`` -> ``{axis: [value labels]}``, checked against the axes."""
+def _parse_where(raw: Any, axes: list[Axis], what: str, seeds: list[int] | None = None) -> dict:
+    """``{axis: value or [values]}`` -> ``{axis: [value labels]}``, checked against the axes (and
+    ``seed`` against the seeds)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not raw:
         raise UserError(f"{what} must be a mapping: axis name -> value (or list of values)")
     names = {a.name: a for a in axes}
+    if seeds is not None:
+        names["seed"] = Axis("seed", list(seeds), [])
     checked = {}
     for axis, value in raw.items():
         if axis not in names:
@@ -271,12 +303,91 @@ def _parse_where(raw: Any, axes: list[Axis], what: str) -> dict:
     return checked
 
 
-def _parse_exclude(raw: Any, axes: list[Axis]) -> list[dict]:
+def _parse_exclude(raw: Any, axes: list[Axis], seeds: list[int]) -> list[dict]:
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise UserError("'exclude' must be a list of mappings: axis name -> value (or list of values)")
-    return [_parse_where(rule, axes, "an 'exclude' entry") for rule in raw]
+    return [_parse_where(rule, axes, "an 'exclude' entry", seeds) for rule in raw]
+
+
+def _references(tree: Any, path: tuple = ()) -> list[tuple[tuple, dict]]:
+    """``(key path, mapping of the reference)`` for every ``{study_run: ...}`` in a config."""
+    if is_reference(tree):
+        return [(path, tree[REFERENCE])]
+    if isinstance(tree, dict):
+        return [ref for k, v in tree.items() for ref in _references(v, (*path, k))]
+    if isinstance(tree, list):
+        return [ref for i, v in enumerate(tree) for ref in _references(v, (*path, i))]
+    return []
+
+
+def _cell_text(cell: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cell.items())
+
+
+def _referenced_cell(cell: dict, ref: Any, axes: list[Axis], seeds: list[int], where: str) -> dict:
+    """The cell a reference names: this cell with the given axis values (and seed) replaced."""
+    if not isinstance(ref, dict) or not ref:
+        raise UserError(f"{where}: study_run must map axis names to values, e.g. {{study_run: {{generation: R1}}}}")
+    names = {a.name: a for a in axes}
+    target = dict(cell)
+    for axis, value in ref.items():
+        if axis == "seed":
+            if value not in seeds:
+                raise UserError(f"{where}: study_run asks for seed {value!r}, not one of the seeds {seeds}")
+            target["seed"] = value
+            continue
+        if axis not in names:
+            raise UserError(f"{where}: study_run names axis {axis!r}, which the study does not have; "
+                            f"axes: {', '.join(names) or 'none'}")
+        known = names[axis].values
+        match = [v for v in known if v == _label(value)] or [v for v in known if str(v) == str(value)]
+        if not match:
+            raise UserError(f"{where}: study_run gives {axis}={value!r}, not a value of that axis ({known})")
+        target[axis] = match[0]
+    return target
+
+
+def _identify(cells: list[tuple[dict, dict]], axes: list[Axis], seeds: list[int]) -> list[RunSpec]:
+    """Run ids, parents first: a reference is hashed as its parent's id. Refuses references to a
+    run that is not in the study, to the run itself, and cycles."""
+    index = {json.dumps(cell, sort_keys=True, default=str): i for i, (cell, _) in enumerate(cells)}
+    edges: list[list[tuple[tuple, int]]] = []
+    for cell, cfg in cells:
+        mine = []
+        for path, ref in _references(cfg):
+            where = f"run {_cell_text(cell)}, {'.'.join(map(str, path))}"
+            target = _referenced_cell(cell, ref, axes, seeds, where)
+            j = index.get(json.dumps(target, sort_keys=True, default=str))
+            if j is None:
+                raise UserError(f"{where}: study_run names run {_cell_text(target)}, which the study does not "
+                                "have ('exclude' leaves it out)")
+            if cells[j][0] == cell:
+                raise UserError(f"{where}: study_run names the run itself; a run can only depend on another run")
+            mine.append((path, j))
+        edges.append(mine)
+    specs: dict[int, RunSpec] = {}
+
+    def visit(i: int, trail: list[int]) -> RunSpec:
+        if i in specs:
+            return specs[i]
+        if i in trail:
+            loop = " -> ".join(_cell_text(cells[k][0]) for k in [*trail[trail.index(i):], i])
+            raise UserError(f"runs depend on each other in a cycle: {loop}")
+        cell, cfg = cells[i]
+        refs = [(path, visit(j, [*trail, i]).id) for path, j in edges[i]]
+        if refs:
+            cfg = copy.deepcopy(cfg)
+            for path, parent in refs:
+                node = cfg
+                for key in path[:-1]:
+                    node = node[key]
+                node[path[-1]] = {REFERENCE: parent}
+        specs[i] = RunSpec(run_id(cfg), cell, cfg, list(dict.fromkeys(p for _, p in refs)), refs)
+        return specs[i]
+
+    return [visit(i, []) for i in range(len(cells))]
 
 
 def parse_study(data: dict, default_name: str = "study") -> Study:
@@ -297,16 +408,15 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
         raise UserError("'base' sets train.seed; list the seeds under 'seeds' instead")
     if base.get("train", {}).get("checkpoint") is False:
         raise UserError("'base' turns train.checkpoint off; a study needs checkpoints to resume cut-off runs")
-    evaluations = _parse_evaluations(data.get("evaluations"), axes)
-    exclude = _parse_exclude(data.get("exclude"), axes)
+    evaluations = _parse_evaluations(data.get("evaluations"), axes, seeds)
+    exclude = _parse_exclude(data.get("exclude"), axes, seeds)
 
-    runs: list[RunSpec] = []
-    seen: dict[str, dict] = {}
+    cells: list[tuple[dict, dict]] = []  # (cell with seed, resolved config with references)
     for combo in itertools.product(*[range(len(a.values)) for a in axes]):
         cell = {a.name: a.values[i] for a, i in zip(axes, combo)}
-        if any(all(cell[k] in v for k, v in rule.items()) for rule in exclude):
-            continue
         for seed in seeds:
+            if any(all({**cell, "seed": seed}[k] in v for k, v in rule.items()) for rule in exclude):
+                continue
             layers = [base, *[a.fragments[i] for a, i in zip(axes, combo)], {"train": {"seed": seed}}]
             try:
                 cfg = config_mod.resolve(*layers)
@@ -315,14 +425,16 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
                 raise UserError(f"run {where or '(base)'}: {err}") from None
             if cfg["train"]["checkpoint"] is False:
                 raise UserError("an axis turns train.checkpoint off; a study needs checkpoints to resume runs")
-            spec = RunSpec(run_id(cfg), {**cell, "seed": seed}, cfg)
-            if spec.id in seen:
-                raise UserError(f"runs {seen[spec.id]} and {spec.cell} resolve to the same config "
-                                "(conflicting values: an axis value repeats what another already sets)")
-            seen[spec.id] = spec.cell
-            runs.append(spec)
-    if not runs:
+            cells.append(({**cell, "seed": seed}, cfg))
+    if not cells:
         raise UserError("the study has no runs left after 'exclude'")
+    runs = _identify(cells, axes, seeds)
+    seen: dict[str, dict] = {}
+    for spec in runs:
+        if spec.id in seen:
+            raise UserError(f"runs {seen[spec.id]} and {spec.cell} resolve to the same config "
+                            "(conflicting values: an axis value repeats what another already sets)")
+        seen[spec.id] = spec.cell
     threads = data.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"'threads' must be a positive integer, got {threads!r}")
