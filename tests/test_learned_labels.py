@@ -28,6 +28,7 @@ TINY = {"data": {"fraction": 0.5}, "model": {"name": "fastnet", "options": {"wid
         "train": {"epochs": 1, "device": "cpu", "eval_every": 1}}
 LWAL = {"label": {"name": "lwal", "options": {"dim": 20}}, "target": {"name": "lwal"}}
 SRC = Path(labelrep.__file__).parents[1]
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def tiny(*layers) -> dict:
@@ -179,7 +180,7 @@ def test_learned_targets_resume_bit_exactly_after_sigkill(tmp_path, layers, one_
 
 
 def test_nearest_label_loss_is_cross_entropy_over_minus_distances():
-    space = create_label_space("random", [str(i) for i in range(10)], context={"image_size": 8}, aux=1.0,
+    space = create_label_space("random", [str(i) for i in range(10)], context={"image_size": 8}, recipe="paper", aux=1.0,
                                aux_temperature=3.0)
     y = torch.tensor([0, 3, 9, 3])
     out = space.targets(y) + 60 * torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -190,3 +191,40 @@ def test_nearest_label_loss_is_cross_entropy_over_minus_distances():
     assert got > 0.1 and torch.allclose(got.double(), expected, rtol=1e-3)
     huber = F.huber_loss(out, space.targets(y))
     assert torch.allclose(space.loss(out, space.targets(y)), huber + got, rtol=1e-5)
+
+
+def test_regressed_labels_default_to_the_fast_recipe_and_keep_the_papers_by_name():
+    context = {"image_size": 4}
+    fast = create_label_space("random", CIFAR10, context=context)
+    paper = create_label_space("random", CIFAR10, context=context, recipe="paper")
+    tuned = create_label_space("random", CIFAR10, context=context, recipe="paper", aux=0.5)
+    assert (fast.recipe, fast.aux, fast.head_norm, fast.standard_loss) == ("fast", 1.0, True, True)
+    assert (paper.aux, paper.head_norm, paper.standard_loss, tuned.aux) == (0.0, False, False, 0.5)  # explicit wins
+    assert torch.equal(fast.table, paper.table)  # the table stays in its own units
+    y = torch.tensor([1, 4])
+    out = fast.targets(y) + 30 * torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.isclose(paper.loss(out, paper.targets(y)), F.huber_loss(out, paper.targets(y)))
+    # fast: the Huber loss on z-scored values plus the nearest-label cross-entropy
+    m, s = float(fast.table.mean()), float(fast.table.std())
+    expected = F.huber_loss((out - m) / s, (fast.targets(y) - m) / s) + nearest_label_loss(
+        out, fast.targets(y), fast.table.flatten(1), 0.1 * fast._aux_unit)
+    assert torch.isclose(fast.loss(out, fast.targets(y)), expected, rtol=1e-5)
+    # its decoder ends in the table's affine: layers start in z-scored units, the output in table units
+    head = fast.head(16)
+    assert torch.isclose(head[-1](torch.zeros(1)), torch.tensor(m)).all()
+    assert fast.describe()["recipe"] == "fast" and paper.describe()["recipe"] == "paper"
+    with pytest.raises(UserError, match="recipe"):
+        create_label_space("random", CIFAR10, context=context, recipe="slow")
+
+
+def test_budget_rows_put_each_tested_epoch_at_its_optimisation_steps(tmp_path, one_torch_thread):
+    from labelrep.evaluate import drawing, run_evaluation
+
+    labelrep.train(tiny({"train": {"steps": 12, "eval_every": 2}}), out=tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    per_epoch = len(run.parts.loader(run.parts.train, train=True))
+    assert per_epoch == 5 and len(run.history) == 3  # 12 steps: epochs of 5, 5 and 2
+    rows = run_evaluation("budget", run)
+    assert [r["steps"] for r in rows] == [10, 12]  # tested after epoch 2 and the last (cut-short) epoch
+    assert [r["value"] for r in rows] == [run.history[1]["test_accuracy"], run.history[2]["test_accuracy"]]
+    assert drawing("budget").x == "steps"

@@ -2,6 +2,7 @@
 from .accuracy import accuracy, predict_scores
 from .registry import DRAWINGS, EVALUATIONS, WATCHES, Drawing, drawing, run_after, watch_hooks
 from . import calibration as _calibration, features as _features, robustness as _robustness  # noqa: F401  (register)
+from . import budget as _budget  # noqa: F401  (register)
 
 
 def run_evaluation(name: str, run, watch=None, **options) -> list[dict]:
