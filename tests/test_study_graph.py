@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +14,8 @@ import yaml
 from labelrep.cli import main
 from labelrep.errors import UserError
 from labelrep.study import load_study, parse_study, run_study
+
+from study_helpers import study_killed_in
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,27 +99,13 @@ def test_failed_parent_skips_its_child_with_the_reason(tmp_path, capsys):
 
 
 def test_two_generations_resume_after_sigkill_in_the_child(tmp_path):
-    base = {**TINY, "train": {"device": "cpu", "epochs": 6}}
+    base = {**TINY, "train": {"device": "cpu", "epochs": 4}}
     file = write(tmp_path / "gen.yaml", base=base, axes=GENERATIONS, evaluations=["accuracy"])
     r1, r2 = load_study(file).runs
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     child = killed / "runs" / r2.id
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", "from labelrep.cli import run; run()", "study", str(file),
-                             "--out", str(killed), "--quiet", "--threads", "1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline, epochs_at_kill = time.monotonic() + 240, 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            epochs_at_kill = len((child / "metrics.jsonl").read_text().splitlines())
-        except FileNotFoundError:
-            epochs_at_kill = 0
-        if epochs_at_kill >= 2 and not (child / "summary.json").exists():
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    assert 2 <= epochs_at_kill < 6 and status(killed, r1.id)["status"] == "done"
+    epochs_at_kill = study_killed_in(child, ["study", str(file), "--out", str(killed), "--quiet", "--threads", "1"])
+    assert 2 <= epochs_at_kill < 4 and status(killed, r1.id)["status"] == "done"
 
     assert main(["study", str(file), "--out", str(killed), "--quiet", "--threads", "1"]) == 0
     assert status(killed, r1.id)["attempts"] == 1 and status(killed, r2.id)["attempts"] == 2
@@ -135,7 +119,8 @@ def test_two_generations_resume_after_sigkill_in_the_child(tmp_path):
 def test_dependency_order_with_two_jobs(tmp_path):
     axes = {"generation": {"R1": {}, "R2": teacher("R1"), "R3": {"target": {"name": "teacher", "options": {
         "run": {"study_run": {"generation": "R2"}}}}}}}
-    file = write(tmp_path / "par.yaml", axes=axes, seeds=[0, 1], evaluations=["accuracy"])
+    file = write(tmp_path / "par.yaml", base={**TINY, "train": {"device": "cpu", "epochs": 1}}, axes=axes,
+                 seeds=[0, 1], evaluations=["accuracy"])
     study = load_study(file)
     out = tmp_path / "out"
     assert main(["study", str(file), "--out", str(out), "--jobs", "2", "--quiet"]) == 0

@@ -5,10 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +13,8 @@ import yaml
 
 from labelrep.cli import main
 from labelrep.study import load_study
+
+from study_helpers import study_killed_in
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -44,23 +42,8 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path):
     runs = load_study(file).runs
     killed_dir, reference = tmp_path / "killed", tmp_path / "reference"
     second = killed_dir / "runs" / runs[1].id
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic as the in-process runs
-    proc = subprocess.Popen([sys.executable, "-c", "from labelrep.cli import run; run()", "study", str(file),
-                             "--out", str(killed_dir), "--quiet"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # Wait until the second run is part-way through (two epochs written, not finished), then kill -9.
-    deadline = time.monotonic() + 240
-    epochs_at_kill = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            epochs_at_kill = len((second / "metrics.jsonl").read_text().splitlines())
-        except FileNotFoundError:
-            epochs_at_kill = 0
-        if epochs_at_kill >= 2 and not (second / "summary.json").exists():
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    # Kill -9 once the second run is part-way through (two epochs written, not finished).
+    epochs_at_kill = study_killed_in(second, ["study", str(file), "--out", str(killed_dir), "--quiet"])
     assert 2 <= epochs_at_kill < 10
     before = statuses(killed_dir)
     assert before[0]["status"] == "done" and before[1]["status"] == "running"

@@ -1,68 +1,25 @@
 """Run configuration: nested defaults, YAML files, dotted command-line overrides, validation.
 
-Sections other parts of the toolkit add register their defaults with ``add_section``.
-Keys named ``options`` are free-form: they go as keyword arguments to a factory, which checks them.
+What every key allows is declared once in ``labelrep.schema``; sections other parts of the toolkit add
+register their keys (and what they allow) with ``add_section``. Keys named ``options`` are free-form:
+they go as keyword arguments to a factory, which checks them.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
+from . import schema
 from .errors import UserError
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "data": {
-        "dataset": "digits",      # a registered data source (labelrep data info)
-        "data_dir": None,         # where the data lives; default ~/.cache/labelrep/data
-        "download": False,        # allow downloading (with checksums) when missing
-        "fraction": 1.0,          # fraction of the training set, in (0, 1]
-        "balanced": True,         # class-balanced fraction (False: a seeded uniform draw)
-        "subset_seed": None,      # seed of the subset draw; None: the run's seed
-        "val_size": 0,            # images held out for validation (a count, or a fraction < 1)
-        "crop_padding": None,     # random-crop padding; None: the dataset's default
-        "flip": None,             # random horizontal flip; None: the dataset's default
-        "options": {},            # extra keyword arguments for the data source
-    },
-    "label": {"name": "categorical", "options": {}},
-    "model": {"name": "fastnet", "options": {}},
-    "optim": {
-        "name": "sgd",            # sgd | adamw
-        "lr": 0.05,
-        "momentum": 0.9,
-        "nesterov": True,
-        "weight_decay": 5e-4,
-        "batch_size": 128,
-        "schedule": "cosine",     # cosine | step | onecycle | constant
-        "warmup_epochs": 0.0,     # linear warm-up (cosine, step)
-        "milestones": [0.5, 0.75],  # step schedule: fractions of training where lr *= gamma
-        "gamma": 0.1,
-        "head_lr_mult": 1.0,      # learning-rate multiplier of the head (weight and bias)
-        "no_decay_bias_norm": False,  # no weight decay on biases and normalisation layers
-        "betas": [0.9, 0.999],    # AdamW
-    },
-    "train": {
-        "epochs": 15,
-        "steps": None,            # exact optimisation steps (epochs derived, the last cut short); None: epochs
-        "seed": 0,
-        "ema": None,              # EMA decay of the weights (e.g. 0.999); None: off
-        "device": "auto",         # auto | cpu | cuda | cuda:N
-        "amp": "auto",            # bfloat16 autocast: auto (on CUDA) | true | false
-        "compile": "auto",        # torch.compile: auto (on CUDA) | true | false
-        "eval_batch_size": 1024,
-        "eval_every": 1,          # test (and validation) accuracy every N epochs; the last epoch always
-        "checkpoint": True,
-    },
-    # Mixing of images and targets (BC, BC+, mixup...): a registered mixer name, or None.
-    "mix": {"name": None, "options": {}},
-    # Where each sample's target comes from (labelrep.train.targets): the class table, a per-image
-    # table, a teacher run...
-    "target": {"name": "table", "options": {}},
-}
+# Every key's default, kind and meaning live in labelrep.schema; DEFAULTS is the defaults part of it.
+DEFAULTS: dict[str, dict[str, Any]] = schema.defaults()
 
 # Keys added after run folders existed: at these values they change nothing a run computes, so they
 # stay out of a run's identity and older study folders keep their run ids (and their finished runs).
@@ -76,43 +33,85 @@ NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {
 }
 
 
-def add_section(name: str, defaults: dict[str, Any]) -> None:
-    """Let another part of the toolkit own a config section (``mix``, ``eval``...)."""
-    DEFAULTS.setdefault(name, {}).update(defaults)
+def add_section(name: str, defaults: dict[str, Any], keys: dict[str, schema.Kind | schema.Key] | None = None) -> None:
+    """Let another part of the toolkit own a config section (or add keys to one).
+
+    ``defaults`` maps key -> default (or a ``schema.Key``); ``keys`` declares what each key allows
+    (a ``schema.Kind`` or ``schema.Key``); an undeclared key is checked by its default's type.
+    """
+    schema.declare(name, defaults, keys)
+    DEFAULTS.setdefault(name, {}).update(schema.defaults()[name])
 
 
-def _merge(base: dict, update: dict, path: str) -> dict:
-    for key, value in update.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in base:
-            known = ", ".join(sorted(base)) or "none"
-            raise UserError(f"unknown config key '{where}'; known keys{' under ' + path if path else ''}: {known}")
-        if isinstance(base[key], dict) and key != "options":
-            if not isinstance(value, dict):
-                raise UserError(f"config key '{where}' must be a mapping, got {value!r}")
-            _merge(base[key], value, where)
-        elif key == "options":
-            if not isinstance(value, dict):
-                raise UserError(f"config key '{where}' must be a mapping, got {value!r}")
-            base[key] = {**base[key], **value}
-        else:
-            base[key] = _check_type(base[key], value, where)
-    return base
+def _merge(config: dict, layer: Any) -> None:
+    if not isinstance(layer, dict):
+        raise UserError(f"a config must be a mapping of sections ({', '.join(schema.SCHEMA)}), got {layer!r}")
+    for section, values in layer.items():
+        keys = schema.SCHEMA.get(section)
+        if keys is None:
+            raise UserError(f"unknown config section '{section}'; known sections: {', '.join(schema.SCHEMA)}")
+        if not isinstance(values, dict):
+            raise UserError(f"config section '{section}' must be a mapping of keys ({', '.join(keys)}), "
+                            f"got {values!r}")
+        for name, value in values.items():
+            where = f"{section}.{name}"
+            if name not in keys:
+                raise UserError(f"unknown config key '{where}'; known keys under {section}: {', '.join(keys)}")
+            value = keys[name].check(value, where)
+            if isinstance(keys[name].kind, schema.Options):
+                config[section][name] = {**config[section][name], **value}
+            else:
+                config[section][name] = value
 
 
-def _check_type(default: Any, value: Any, where: str) -> Any:
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool) or (isinstance(default, bool) and value in ("auto",)):
-            return value
-    elif isinstance(default, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return type(default)(value) if isinstance(default, float) else value
-    elif isinstance(default, str) and isinstance(value, (str, bool)):
-        return value
-    elif isinstance(default, list) and isinstance(value, list):
-        return value
-    raise UserError(f"config key '{where}' expects a {type(default).__name__}, got {value!r}")
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(f"sets key {key!r} twice (lines {first} and {second})")
+        self.line = second
+
+
+class Loader(yaml.SafeLoader):
+    """Safe YAML that reads ``1e-5`` as a float (YAML 1.1 wants a dot: ``1.0e-5``) and refuses a key
+    set twice in one mapping (the second would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise DuplicateKeyError(key, seen[key], line)
+                    seen[key] = line
+                except TypeError:  # an unhashable key: the base class says so
+                    pass
+        return super().construct_mapping(node, deep)
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def read_yaml(text: str):
+    """YAML text -> Python, with the loader above (floats in scientific notation, no duplicate keys)."""
+    return yaml.load(text, Loader=Loader)  # noqa: S506  (a SafeLoader subclass)
+
+
+def parse_value(raw: str) -> Any:
+    """A command-line value, read as YAML (``1e-5`` a float, ``[1, 2]`` a list, ``null`` None)."""
+    if raw == "":
+        return None
+    try:
+        return read_yaml(raw)
+    except DuplicateKeyError as err:
+        raise UserError(f"value {raw!r} {err}") from None
+    except yaml.YAMLError:
+        return raw
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict:
@@ -122,10 +121,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict:
         if "=" not in pair:
             raise UserError(f"override {pair!r} must look like section.key=value")
         dotted, raw = pair.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            value = raw
+        value = parse_value(raw)
         node = tree
         parts = dotted.strip().split(".")
         if not all(parts):
@@ -134,16 +130,31 @@ def parse_overrides(pairs: Iterable[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UserError(f"override {pair!r} conflicts with another override")
+        if isinstance(node.get(parts[-1]), dict):
+            raise UserError(f"override {pair!r} conflicts with another override")
         node[parts[-1]] = value
     return tree
 
 
 def load_yaml(path: str | Path) -> dict:
+    """A YAML file holding a mapping; every way it can be wrong is a UserError in one sentence."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"config file {path} is not a file")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not a text (UTF-8) YAML file; it looks binary") from None
+    except OSError as err:
+        raise UserError(f"cannot read config file {path} ({err.strerror})") from None
+    if "\x00" in text:
+        raise UserError(f"config file {path} is not a text YAML file; it holds NUL bytes")
+    try:
+        data = read_yaml(text)
+    except DuplicateKeyError as err:
+        raise UserError(f"config file {path} {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -151,17 +162,30 @@ def load_yaml(path: str | Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"config file {path} must hold a mapping of sections (data, label, model, optim, train)")
+        raise UserError(f"config file {path} must hold a mapping of sections ({', '.join(schema.SCHEMA)})")
     return data
 
 
 def resolve(*layers: dict | None) -> dict:
-    """Defaults, then each layer on top (file, then command line); validated."""
+    """Defaults, then each layer on top (file, then command line); every value checked by the schema."""
     config = copy.deepcopy(DEFAULTS)
     for layer in layers:
-        if layer:
-            _merge(config, copy.deepcopy(layer), "")
+        if layer is not None and layer != {}:
+            _merge(config, copy.deepcopy(layer))
     return config
+
+
+def flatten(config: dict) -> dict[str, Any]:
+    """``{"optim": {"lr": 1}, "label": {"options": {"a": 2}}}`` -> ``{"optim.lr": 1, "label.options.a": 2}``."""
+    flat: dict[str, Any] = {}
+    for section, keys in config.items():
+        for name, value in keys.items():
+            if isinstance(value, dict):  # options: one entry per option (none when empty)
+                for option, v in value.items():
+                    flat[f"{section}.{name}.{option}"] = v
+            else:
+                flat[f"{section}.{name}"] = value
+    return flat
 
 
 def identity(config: dict) -> dict:

@@ -5,10 +5,37 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+# What ``atomic_path`` names its temporaries: .<stem>.<pid>-<8 hex><suffix>
+TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)-[0-9a-f]{8}(?P<suffix>\.[^.]*)?$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporaries of writers that died mid-write (SIGKILL skips ``atomic_path``'s cleanup);
+    a live process's temporary is left alone. Returns what was removed."""
+    removed = []
+    for path in Path(folder).rglob(".*"):
+        match = TEMPORARY.match(path.name)
+        if match and path.is_file() and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextmanager

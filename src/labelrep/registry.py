@@ -10,8 +10,11 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, builds: bool = True):
+        """``builds``: factories build an object from their options (a TypeError or ValueError they raise
+        is a refusal of the user's options, said in a sentence); False for factories that do the work
+        themselves (evaluations, data loading), whose errors are not the options' fault."""
+        self.kind, self.builds = kind, builds
         self._factories: dict[str, Callable[..., T]] = {}
         self._descriptions: dict[str, str] = {}
 
@@ -42,7 +45,8 @@ class Registry(Generic[T]):
             raise UserError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
         return self._factories[name]
 
-    def create(self, name: str, **kwargs) -> T:
+    def check(self, name: str, **kwargs) -> Callable[..., T]:
+        """The factory of ``name``, after checking it takes keyword arguments ``kwargs``; nothing is built."""
         factory = self.get(name)
         try:
             inspect.signature(factory).bind_partial(**kwargs)
@@ -50,4 +54,13 @@ class Registry(Generic[T]):
             accepted = [p for p in inspect.signature(factory).parameters if p not in ("args", "kwargs")]
             raise UserError(f"{self.kind} {name!r} got a bad option ({err}); it accepts: "
                             f"{', '.join(accepted) or 'no options'}") from None
-        return factory(**kwargs)
+        return factory
+
+    def create(self, name: str, **kwargs) -> T:
+        factory = self.check(name, **kwargs)
+        if not self.builds:
+            return factory(**kwargs)
+        try:
+            return factory(**kwargs)
+        except (TypeError, ValueError) as err:  # an option of the wrong type or value (seed=x)
+            raise UserError(f"{self.kind} {name!r} cannot be built from the options given ({err})") from None

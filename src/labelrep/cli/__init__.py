@@ -6,6 +6,7 @@ function; every such module is found and registered, so adding a command touches
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -37,19 +38,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Failures of the place the user chose to write in, not of labelrep: said in a sentence.
+PLACE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _close_progress_bars() -> None:
+    """A message must start on its own line, not on a progress bar's."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage mistake (one sentence, status 2), --help or --version
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return args.handler(args) or 0
     except UserError as err:
+        _close_progress_bars()
         print(f"labelrep: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
+        _close_progress_bars()
         print(f"labelrep: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno not in PLACE_ERRORS:
+            raise
+        _close_progress_bars()
+        where = f" {err.filename}" if err.filename else ""
+        print(f"labelrep: error: cannot write{where} ({err.strerror}); choose a place you can write to",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("labelrep: interrupted; the last finished epoch is checkpointed, rerun with --resume", file=sys.stderr)
+        _close_progress_bars()
+        print("labelrep: interrupted; finished epochs are checkpointed (rerun with --resume), a run stopped "
+              "before its first checkpoint leaves nothing behind", file=sys.stderr)
         return 130
 
 

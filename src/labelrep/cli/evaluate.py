@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from .common import ProgressHooks, table
+from .common import ProgressHooks, check_run_folder, check_unique, real, table, whole
 
 
 def register(sub) -> None:
@@ -18,15 +18,15 @@ def register(sub) -> None:
     _run_args(a)
     a.add_argument("--protocols", nargs="+", default=["paper", "strong"], choices=["paper", "strong"])
     a.add_argument("--attacks", nargs="+", default=["fgsm", "bim", "pgd"], help="fgsm, bim, pgd (default all)")
-    a.add_argument("--eps", nargs="+", type=float, help="budgets in 1/255 units (default 1 2 4 8 16)")
-    a.add_argument("--paper-eps", nargs="+", type=float,
+    a.add_argument("--eps", nargs="+", type=real(0), help="budgets in 1/255 units (default 1 2 4 8 16)")
+    a.add_argument("--paper-eps", nargs="+", type=real(0),
                    help="budgets in the paper's normalised units (e.g. 0.05 0.1 0.2 0.3), converted per channel")
-    a.add_argument("--max-images", type=int, default=1000, help="test images attacked (a fixed seeded choice)")
-    a.add_argument("--steps", type=int, default=10, help="steps of BIM and PGD")
-    a.add_argument("--restarts", type=int, default=1, help="PGD restarts")
+    a.add_argument("--max-images", type=whole(1), default=1000, help="test images attacked (a fixed seeded choice)")
+    a.add_argument("--steps", type=whole(1), default=10, help="steps of BIM and PGD")
+    a.add_argument("--restarts", type=whole(1), default=1, help="PGD restarts")
     a.add_argument("--autoattack", choices=["apgd", "standard"], help="also run AutoAttack (strong protocol; "
                    "needs torchattacks installed with pip install --no-deps torchattacks)")
-    a.add_argument("--batch-size", type=int, default=250)
+    a.add_argument("--batch-size", type=whole(1), default=250)
     a.set_defaults(handler=run_attack)
 
     e = sub.add_parser("efficiency", help="train a data-efficiency sweep (a study)",
@@ -35,9 +35,9 @@ def register(sub) -> None:
                                    "write the study's report; resumable.")
     _train_args(e, sweep=True)
     e.add_argument("--labels", nargs="+", required=True, help="label spaces to compare")
-    e.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.02, 0.04, 0.08, 0.1, 0.2])
-    e.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    e.add_argument("--steps", type=int, help="fixed optimiser steps per run (epochs follow from the data size)")
+    e.add_argument("--fractions", nargs="+", type=real(0, 1, lo_open=True), default=[0.01, 0.02, 0.04, 0.08, 0.1, 0.2])
+    e.add_argument("--seeds", nargs="+", type=whole(0), default=[0, 1])
+    e.add_argument("--steps", type=whole(1), help="fixed optimiser steps per run (epochs follow from the data size)")
     e.add_argument("--unbalanced", action="store_true", help="seeded uniform draw instead of class-balanced "
                    "(the paper's 1 %% draw)")
     e.add_argument("--out", default="runs/efficiency", help="the sweep's study folder")
@@ -49,7 +49,7 @@ def register(sub) -> None:
                                    "images, per training fraction when the run has snapshots; with --train, "
                                    "train RUN first while saving features at 10/30/50/70/100 %% of training.")
     _run_args(f)
-    f.add_argument("--images", type=int, default=500, help="fixed test images (class-balanced)")
+    f.add_argument("--images", type=whole(2), default=500, help="fixed test images (class-balanced)")
     f.add_argument("--no-figure", action="store_true", help="skip the t-SNE figure")
     f.add_argument("--train", action="store_true", help="train RUN (a new folder) with feature snapshots first")
     _train_args(f, with_data_dir=False)
@@ -60,8 +60,8 @@ def register(sub) -> None:
                        description="ECE and NLL of softmax(scores / T) for T = 1 and T fitted on held-out images; "
                                    "writes RUN/calibration.json and RUN/reliability.png.")
     _run_args(c)
-    c.add_argument("--bins", type=int, default=15)
-    c.add_argument("--max-images", type=int, help="test images used (default all)")
+    c.add_argument("--bins", type=whole(1), default=15)
+    c.add_argument("--max-images", type=whole(1), help="test images used (default all)")
     c.set_defaults(handler=run_calibrate)
 
 
@@ -103,6 +103,10 @@ def run_attack(args) -> int:
 
     if args.eps and args.paper_eps:
         raise UserError("give --eps (1/255 units) or --paper-eps (normalised units), not both")
+    check_unique(args.eps, "--eps")
+    check_unique(args.paper_eps, "--paper-eps")
+    check_unique(args.attacks, "--attacks")
+    check_run_folder(args.run, "the attack's rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     rows = robustness(run, protocols=args.protocols, attacks=args.attacks, eps=args.eps, paper_eps=args.paper_eps,
                       max_images=args.max_images, steps=args.steps, restarts=args.restarts,
@@ -128,9 +132,15 @@ def run_efficiency(args) -> int:
     from .study import print_summary
     from .train import config_from_args
 
+    check_unique(args.fractions, "--fractions")
+    check_unique(args.seeds, "--seeds")
+    check_unique(args.labels, "--labels")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; the sweep needs a folder")
+    # parse_study checks every run's names before the first one trains
     study = parse_study(efficiency_study(config_from_args(args), args.labels, args.fractions, args.seeds,
                                          balanced=not args.unbalanced, steps=args.steps))
-    out = Path(args.out)
     outcome = run_study(study, out, hooks_factory=lambda run: ProgressHooks(args.quiet))
     report = write_report(out)
     print_summary(report)
@@ -146,6 +156,8 @@ def run_features(args) -> int:
     from .train import config_from_args
 
     folder = Path(args.run)
+    if not args.train:
+        check_run_folder(folder, "the feature rows")
     if args.train:
         train_with_features(config_from_args(args), out=folder, images=args.images,
                             hooks=ProgressHooks(args.quiet))
@@ -166,6 +178,7 @@ def run_calibrate(args) -> int:
     from ..evaluate.calibration import calibration_evaluation
     from ..run import load_run
 
+    check_run_folder(args.run, "the calibration rows and figure")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     folder = Path(args.run)
     rows = calibration_evaluation(run, bins=args.bins, max_images=args.max_images,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import atomic_path
-from .common import print_listing, table
+from .common import print_listing, table, whole
 
 DIGITS = [str(i) for i in range(10)]
 # datasets whose classes and image side are known without loading any images
@@ -52,7 +52,7 @@ def _common(p) -> None:
     p.add_argument("--data-dir", help="data folder, for datasets whose class names must be read from disk")
     p.add_argument("--voice", help="speech voice: espeak, paper, piper or folder")
     p.add_argument("--speech-dir", help="folder of recordings (paper voice: holding cifar10/<class>.wav)")
-    p.add_argument("--size", type=int, help="label side N (default 2 x the image side)")
+    p.add_argument("--size", type=whole(1), help="label side N (default 2 x the image side)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a label option, e.g. --set seed=3 (repeatable)")
 
@@ -104,10 +104,19 @@ def stats_labels(args) -> int:
     return 0
 
 
-def _atomic(output: str, write) -> Path:
+def _output(output: str) -> Path:
+    """Refuse, before the table is built, an output the command could not write."""
+    from .common import check_writable
+
     out = Path(output)
-    if not out.parent.is_dir():
-        raise UserError(f"folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; -o names the file to write")
+    check_writable(out.parent, str(out.name))
+    return out
+
+
+def _atomic(output: str, write) -> Path:
+    out = _output(output)
     with atomic_path(out) as tmp:
         write(tmp)
     return out
@@ -121,6 +130,7 @@ def show_labels(args) -> int:
 
     from ..evaluate.label_stats import draw_labels
 
+    _output(args.output)
     space = build_space(args.name, args)
     fig = draw_labels(space)
     try:
@@ -136,9 +146,10 @@ def show_labels(args) -> int:
 def export_labels(args) -> int:
     import numpy as np
 
-    space = build_space(args.name, args)
     if not args.output.endswith(".npy"):
         raise UserError(f"the export is a numpy file; name it *.npy, not {args.output}")
+    _output(args.output)
+    space = build_space(args.name, args)
 
     def write(tmp):
         with open(tmp, "wb") as f:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .. import config as config_mod
-from .common import ProgressHooks, table
+from .common import ProgressHooks, table, whole
 
 
 def register(sub) -> None:
@@ -16,8 +16,8 @@ def register(sub) -> None:
                                    "skipped, a cut-off run resumes from its last epoch), then write the report.")
     p.add_argument("file", help="study file (YAML: base, axes, seeds, evaluations); see configs/")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each (default 1)")
-    p.add_argument("--threads", type=int, help="torch CPU threads per run (default: the study file's 'threads', "
+    p.add_argument("--jobs", type=whole(1), default=1, help="runs in parallel, one process each (default 1)")
+    p.add_argument("--threads", type=whole(1), help="torch CPU threads per run (default: the study file's 'threads', "
                                               "else all cores, or cores / jobs; 1 suits small models)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their cost; run nothing")
@@ -47,13 +47,14 @@ def _merge(base: dict, layer: dict) -> dict:
 def load(args):
     from ..study import parse_study
 
-    data = config_mod.load_yaml(args.file)
-    base = data.get("base") or {}
-    if not isinstance(base, dict):
-        base = {}  # parse_study says what is wrong
+    from ..errors import UserError
     from ..study.spec import _nest
 
-    base = _nest(base, "'base'") if base else {}
+    data = config_mod.load_yaml(args.file)
+    if not data:
+        raise UserError(f"study file {args.file} is empty; give it at least 'base' or 'axes' (see configs/quick.yaml)")
+    base = data.get("base")
+    base = _nest(base, "'base'") if base is not None else {}
     layer = config_mod.parse_overrides(args.set)
     if args.data_dir:
         layer.setdefault("data", {})["data_dir"] = args.data_dir
@@ -162,7 +163,9 @@ def print_summary(report) -> None:
 
 def run_report_command(args) -> int:
     from ..study import write_report
+    from .common import check_writable
 
+    check_writable(args.folder, "the report")
     report = write_report(args.folder)
     print_summary(report)
     print(f"\nwrote {', '.join(report.files[:4])}{' ...' if len(report.files) > 4 else ''} in {args.folder}")

@@ -18,22 +18,29 @@ FLAGS = {
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train one run", description="Train one run and write its run folder.")
+    import argparse
+
+    from ..schema import help_text, key_listing
+
+    p = sub.add_parser("train", help="train one run", description="Train one run and write its run folder.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config keys (--set KEY=VALUE, or a --config file), with their defaults:\n"
+                              + key_listing())
     p.add_argument("--config", help="YAML config file (sections data, label, model, optim, train)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set optim.lr=0.05 (repeatable)")
-    p.add_argument("--dataset", help="data source (default digits; see: labelrep data info)")
-    p.add_argument("--data-dir", help="folder holding the data (default ~/.cache/labelrep/data)")
-    p.add_argument("--download", action="store_true", default=None, help="download missing data (with checksums)")
-    p.add_argument("--fraction", type=float, help="class-balanced fraction of the training set, in (0, 1]")
-    p.add_argument("--label", help="label space (default categorical; see: labelrep labels list)")
-    p.add_argument("--model", help="encoder (default fastnet; see: labelrep models list)")
-    p.add_argument("--epochs", type=int, help="epochs (default 15)")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--eval-every", type=int, help="test accuracy every N epochs (default 1; the last epoch always)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda[:N]")
+                   help="override a config key, e.g. --set optim.lr=0.05 (repeatable; listed below)")
+    p.add_argument("--dataset", help=help_text("data.dataset"))
+    p.add_argument("--data-dir", help=help_text("data.data_dir"))
+    p.add_argument("--download", action="store_true", default=None, help=help_text("data.download"))
+    p.add_argument("--fraction", type=float, help=help_text("data.fraction"))
+    p.add_argument("--label", help=help_text("label.name"))
+    p.add_argument("--model", help=help_text("model.name"))
+    p.add_argument("--epochs", type=int, help=help_text("train.epochs"))
+    p.add_argument("--lr", type=float, help=help_text("optim.lr"))
+    p.add_argument("--batch-size", type=int, help=help_text("optim.batch_size"))
+    p.add_argument("--eval-every", type=int, help=help_text("train.eval_every"))
+    p.add_argument("--seed", type=int, help=help_text("train.seed"))
+    p.add_argument("--device", help=help_text("train.device"))
     p.add_argument("--out", help="run folder (default runs/<dataset>-<label>-<model>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,11 +55,11 @@ def register(sub) -> None:
 
 def config_from_args(args) -> dict:
     layers = [config_mod.load_yaml(args.config)] if args.config else []
-    flags = {FLAGS[k]: v for k, v in vars(args).items() if k in FLAGS and v is not None}
-    pairs = [f"{key}={value}" for key, value in flags.items() if not isinstance(value, str)]
-    layer = config_mod.parse_overrides(pairs)
-    for key, value in flags.items():  # strings go in verbatim (a path must not be parsed as YAML)
-        if isinstance(value, str):
+    # Flag values go in as argparse typed them: re-reading them as YAML text would turn 1e-05 into a string.
+    layer: dict = {}
+    for flag, key in FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
             section, name = key.split(".")
             layer.setdefault(section, {})[name] = value
     layers += [layer, config_mod.parse_overrides(args.set)]
@@ -65,6 +72,8 @@ def run_train(args) -> int:
     cfg = config_from_args(args)
     if args.resume and not args.out:
         raise UserError("--resume needs --out, the run folder to continue")
+    if args.resume and not Path(args.out).exists():
+        raise UserError(f"--resume: there is no run folder {args.out} to continue")
     out = Path(args.out) if args.out else Path("runs") / (
         f"{cfg['data']['dataset']}-{cfg['label']['name']}-{cfg['model']['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = train(cfg, out=out, resume=args.resume, hooks=ProgressHooks(args.quiet))
@@ -80,7 +89,9 @@ def run_eval(args) -> int:
     from ..evaluate.accuracy import accuracy
     from ..run import load_run
     from ..files import atomic_write_json
+    from .common import check_run_folder
 
+    check_run_folder(args.run, "the evaluation")
     run = load_run(args.run, weights=args.weights, data_dir=args.data_dir)
     acc = accuracy(run.model, run.label_space, run.parts.loader(run.parts.data.test))
     result = {"weights": args.weights, "test_images": len(run.parts.data.test), "test_accuracy": acc}

@@ -29,17 +29,19 @@ class Normalize:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
-    """One random ``size x size`` window per image of an already padded batch, by a single gather."""
-    b, c, hp, wp = padded.shape
+def random_crop(padded: torch.Tensor, size: int, generator: torch.Generator | None,
+                index: torch.Tensor | None = None) -> torch.Tensor:
+    """One random ``size x size`` window per image of an already padded split (the images at ``index``,
+    default all), by one indexing of the split's window view: no index tensor as large as the batch,
+    and no copy of the padded images first."""
+    n = padded.shape[0] if index is None else len(index)
+    hp, wp = padded.shape[-2:]
     dev = padded.device
-    dy = torch.randint(0, hp - size + 1, (b,), generator=generator, device="cpu").to(dev)
-    dx = torch.randint(0, wp - size + 1, (b,), generator=generator, device="cpu").to(dev)
-    ar = torch.arange(size, device=dev)
-    rows = (dy[:, None] + ar)[:, None, :, None]
-    cols = (dx[:, None] + ar)[:, None, None, :]
-    return padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                  rows, cols]
+    dy = torch.randint(0, hp - size + 1, (n,), generator=generator, device="cpu").to(dev)
+    dx = torch.randint(0, wp - size + 1, (n,), generator=generator, device="cpu").to(dev)
+    windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # [N, C, hp-size+1, wp-size+1, size, size], a view
+    rows = torch.arange(n, device=dev) if index is None else index
+    return windows[rows, :, dy, dx]
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -82,7 +84,7 @@ class DeviceLoader:
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             if self.crop_padding > 0:
-                x = random_crop(self.padded[idx], self.size, self.generator)
+                x = random_crop(self.padded, self.size, self.generator, idx)
             else:
                 x = self.images[idx]
             if self.flip:

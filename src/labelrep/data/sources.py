@@ -16,9 +16,9 @@ import numpy as np
 from ..errors import UserError
 from ..files import atomic_path
 from ..registry import Registry
-from .download import fetch
+from .download import PICKLE_HASHES, check_pickle, fetch
 
-DATASETS: Registry = Registry("dataset")
+DATASETS: Registry = Registry("dataset", builds=False)  # loading data: its errors are not refusals
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
@@ -151,12 +151,17 @@ def mnist(data_dir: str | Path | None = None, download: bool = False) -> ImageDa
 
 # --- CIFAR pickles -----------------------------------------------------------------------------
 
-def _unpickle(path: Path) -> dict:
+def _unpickle(path: Path, dataset: str) -> dict:
+    """A CIFAR batch file, unpickled only after its md5 matched the published one."""
+    check_pickle(path, dataset, PICKLE_HASHES[_PICKLE_FOLDER[dataset]])
     try:
         with open(path, "rb") as f:
             return pickle.load(f, encoding="latin1")
     except (OSError, pickle.UnpicklingError, EOFError, ValueError) as err:
         raise UserError(f"{path} is corrupt or unreadable ({err}); delete it and download again") from None
+
+
+_PICKLE_FOLDER = {"CIFAR-10": "cifar-10-batches-py", "CIFAR-100": "cifar-100-python"}
 
 
 def _cifar_split(entries: list[dict], label_key: str) -> Split:
@@ -206,9 +211,9 @@ def cifar10(data_dir: str | Path | None = None, download: bool = False) -> Image
     if folder is None:
         raise _cifar_missing("CIFAR-10", root, "163 MB",
                              "cifar-10-batches-py or an image folder with train/ and test/")
-    train = _cifar_split([_unpickle(folder / f"data_batch_{i}") for i in range(1, 6)], "labels")
-    test = _cifar_split([_unpickle(folder / "test_batch")], "labels")
-    classes = _unpickle(folder / "batches.meta")["label_names"]
+    train = _cifar_split([_unpickle(folder / f"data_batch_{i}", "CIFAR-10") for i in range(1, 6)], "labels")
+    test = _cifar_split([_unpickle(folder / "test_batch", "CIFAR-10")], "labels")
+    classes = _unpickle(folder / "batches.meta", "CIFAR-10")["label_names"]
     return ImageData("cifar10", list(classes), train, test)
 
 
@@ -218,9 +223,9 @@ def cifar100(data_dir: str | Path | None = None, download: bool = False) -> Imag
     folder = _find_cifar(root, "cifar-100-python", "train", download, "cifar-100-python.tar.gz")
     if folder is None:
         raise _cifar_missing("CIFAR-100", root, "161 MB", "cifar-100-python")
-    train = _cifar_split([_unpickle(folder / "train")], "fine_labels")
-    test = _cifar_split([_unpickle(folder / "test")], "fine_labels")
-    classes = _unpickle(folder / "meta")["fine_label_names"]
+    train = _cifar_split([_unpickle(folder / "train", "CIFAR-100")], "fine_labels")
+    test = _cifar_split([_unpickle(folder / "test", "CIFAR-100")], "fine_labels")
+    classes = _unpickle(folder / "meta", "CIFAR-100")["fine_label_names"]
     return ImageData("cifar100", list(classes), train, test)
 
 
@@ -261,17 +266,14 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
 
 
 def _cache_path(root: Path, split: str, fingerprint: str) -> Path:
+    """Where the decoded split is cached; the folder is made only when the cache is written, so a
+    decode that fails leaves nothing in the data."""
     local = root / ".labelrep-cache"
-    try:
-        local.mkdir(exist_ok=True)
-        probe = local / ".write-test"
-        probe.touch()
-        probe.unlink()
+    if (local.is_dir() and os.access(local, os.W_OK)) or (not local.exists() and os.access(root, os.W_OK)):
         base = local
-    except OSError:  # read-only data: cache in the user's cache folder instead
+    else:  # read-only data: cache in the user's cache folder instead
         key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
         base = Path.home() / ".cache" / "labelrep" / "imagefolder" / key
-        base.mkdir(parents=True, exist_ok=True)
     return base / f"{split}-{fingerprint}.npz"
 
 
@@ -294,6 +296,7 @@ def _load_split(root: Path, split: str, classes: list[str], files: list[str], si
         size = _decode(root / files[0], None).shape[1]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         images = np.stack(list(pool.map(lambda rel: _decode(root / rel, size), files, chunksize=256)))
+    cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp:  # parallel runs may decode the same folder: unique temporary names
         np.savez(tmp, images=images, labels=labels)
     return Split(images, labels)

@@ -2,8 +2,9 @@
 
 The evaluation's watch part, ``FeatureSnapshots``, is a training hook that records ``model.features(x)``
 at given fractions of the optimiser steps (10/30/50/70/100 % by default, as in the paper's Figure 5),
-in eval mode, for the same test images every time, into ``features.npz`` in its watch folder. From the snapshots: numbers that need no eyes
-(silhouette score and k-NN accuracy of the features, per fraction) and t-SNE scatter rows.
+in eval mode, for the same test images every time, into ``features.npz`` in its watch folder. Its
+after part gives, per fraction, numbers that need no eyes (silhouette score and k-NN accuracy of the
+features) and draws t-SNE scatter rows.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from ..errors import UserError
 from ..files import atomic_path
 from ..models.modes import eval_mode
+from ..train.hooks import Hooks
 from .registry import Drawing, default_watch_folder, register_evaluation
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 1.0)
@@ -48,7 +50,7 @@ def extract_features(model, normalize, images: np.ndarray, device, batch_size: i
     return torch.cat(out).numpy()
 
 
-class FeatureSnapshots:
+class FeatureSnapshots(Hooks):
     """Training hooks: features of fixed test images at ``fractions`` of the optimiser steps, each
     written to ``folder/features.npz`` as it is taken, so a resumed run keeps the ones it has.
 
@@ -98,10 +100,6 @@ class FeatureSnapshots:
             self.steps[f] = done
             if self.folder is not None:
                 self.save(self.file)
-
-    def on_epoch(self, record): ...
-
-    def on_end(self, summary): ...
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

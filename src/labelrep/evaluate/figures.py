@@ -289,10 +289,10 @@ def evaluation_figure(rows: list[dict], drawing, name: str, base: Sequence[str] 
             ax.set_xlabel(nice(x_key, drawing.names))
             if (i - 1) % 4 == 0 or not same_metric:
                 ax.set_ylabel(nice(key[0], drawing.names))
-            title = _curve_name(key, drawing)
+            panel = _curve_name(key, drawing)
             if len(combos) > 1:
-                title += "\n" + facet_title(facets, values)
-            ax.set_title(title, fontsize=9)
+                panel += "\n" + facet_title(facets, values)
+            ax.set_title(panel, fontsize=9)
     legend(fig, axes, nice(hue) if hue else None)
     metric = nice(panels[0][0][0], drawing.names)
     title = title or drawing.title or f"{name}: {metric} against {x_key}"

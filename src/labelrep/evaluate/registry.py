@@ -26,7 +26,7 @@ from ..files import atomic_write_text
 from ..registry import Registry
 from ..train.hooks import Hooks
 
-EVALUATIONS: Registry = Registry("evaluation")
+EVALUATIONS: Registry = Registry("evaluation", builds=False)  # they run: their errors are not refusals
 WATCHES: dict[str, Callable] = {}    # evaluation name -> watch factory
 DRAWINGS: dict[str, "Drawing"] = {}  # evaluation name -> how its rows are drawn
 
@@ -158,16 +158,12 @@ class MonitorAccuracy(Hooks):
         if last >= 1 and (not self.records or self.records[-1]["epoch"] < last):
             self.on_epoch({"epoch": last})
 
-    def on_step(self, epoch, step): ...
-
     def on_epoch(self, record):
         from ..scoring import accuracy
 
         acc = accuracy(self.model, self.parts.label_space, self.parts.loader(self.split))
         self.records.append({"epoch": record["epoch"], "accuracy": acc, "images": len(self.split)})
         atomic_write_text(self.file, "".join(json.dumps(r) + "\n" for r in self.records))
-
-    def on_end(self, summary): ...
 
 
 @register_evaluation("monitor", "accuracy on a fixed subset of the test images after every epoch",

@@ -129,6 +129,9 @@ def execute_run(run_dir: str | Path, config: dict, evaluations: list[Evaluation]
                 if options.get("figure") is True:  # the evaluation draws its own figure into the run folder
                     (run_dir / "figures").mkdir(exist_ok=True)
                     options["figure"] = str(run_dir / "figures" / f"{ev.key}.png")
+                elif isinstance(options.get("figure"), str):  # a relative name (checked by parse_study): in the run
+                    options["figure"] = str(run_dir / options["figure"])
+                    Path(options["figure"]).parent.mkdir(parents=True, exist_ok=True)
                 rows = run_after(ev.name, loaded, options, watch=watched)
                 file.parent.mkdir(exist_ok=True)
                 text = json.dumps({"name": ev.name, "options": ev.options, "rows": rows}, default=_json_safe)

@@ -12,15 +12,16 @@ axes:
   data.fraction: [0.1, 0.5, 1.0] # a config key -> its values
 seeds: [0, 1]                    # or a count: 3 means 0, 1, 2
 threads: 1                       # optional: torch CPU threads per run (--threads overrides)
-exclude:                         # optional: cells to leave out (axis -> value or list of values)
+exclude:                         # optional: cells to leave out (axis or seed -> value or list of values)
   - {label: smoothed, data.fraction: 0.1}
 evaluations:                     # by registry name (labelrep.evaluate.EVALUATIONS), optionally with options
   - accuracy
   - robustness: {attacks: [fgsm], protocols: [paper]}
   - name: robustness             # the long form can limit an evaluation to some cells
     options: {attacks: [pgd]}
-    where: {data.fraction: 1.0}
+    where: {data.fraction: 1.0}  # (and seed: 0, say)
   - features: {figure: true}     # figure: true -> the evaluation draws into the run folder; the report shows it
+                                 # (features watches training: snapshots at fractions of the steps)
 ```
 
 The grid is the product of the axes (in file order) times the seeds. A run's identity is a hash of
@@ -51,6 +52,7 @@ from typing import Any
 
 from .. import config as config_mod
 from ..errors import UserError
+from ..train.preflight import check_names
 
 TOP_KEYS = ("name", "description", "base", "axes", "seeds", "exclude", "evaluations", "threads")
 # Keys that say where the data lives, not what the run computes: left out of a run's identity.
@@ -273,10 +275,31 @@ def _parse_evaluations(raw: Any, axes: list[Axis], seeds: list[int]) -> list[Eva
         if unknown_options(ev.name, ev.options):
             raise UserError(f"evaluation {ev.name!r} got options {sorted(ev.options)}; it accepts: "
                             f"{', '.join(accepted_options(ev.name)) or 'no options'}")
+        _check_figure(ev)
         if any(e.key == ev.key and e.where == ev.where for e in out):
             raise UserError(f"evaluation {ev.name!r} is listed twice with the same options")
         out.append(ev)
     return out
+
+
+def _check_figure(ev: Evaluation) -> None:
+    """``figure``: true (the run folder's figures/), false, or a relative path that stays in the run folder."""
+    figure = ev.options.get("figure")
+    if figure is None or isinstance(figure, bool):
+        return
+    if not isinstance(figure, str) or not figure.strip():
+        raise UserError(f"option figure of evaluation {ev.name!r} must be true, false or a file name, got {figure!r}")
+    if figure_escapes(figure):
+        raise UserError(f"option figure of evaluation {ev.name!r} is {figure!r}, which leaves the run folder; "
+                        "give true or a relative file name such as figures/curve.png")
+
+
+def figure_escapes(figure: str) -> bool:
+    import os.path
+    from pathlib import PurePath
+
+    normal = os.path.normpath(figure)
+    return PurePath(figure).is_absolute() or normal == ".." or normal.startswith(".." + os.sep) or normal == "."
 
 
 def _parse_where(raw: Any, axes: list[Axis], what: str, seeds: list[int] | None = None) -> dict:
@@ -394,13 +417,16 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
     """Check a study mapping and expand it into runs; every mistake is a UserError naming the key."""
     if not isinstance(data, dict):
         raise UserError("a study file must hold a mapping with keys base, axes, seeds, evaluations")
+    if not data:
+        raise UserError("the study is empty; give it at least 'base' or 'axes' (see configs/quick.yaml)")
     unknown = set(data) - set(TOP_KEYS)
     if unknown:
         raise UserError(f"unknown study key(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(TOP_KEYS)}")
     name = str(data.get("name") or default_name)
-    if not set(name) <= NAME_CHARS:
-        raise UserError(f"study name {name!r} may use only letters, digits, '-', '_' and '.'")
-    base = _nest(data.get("base") or {}, "'base'")
+    if not set(name) <= NAME_CHARS or not name[:1].isalnum():
+        raise UserError(f"study name {name!r} must start with a letter or digit and use only letters, digits, "
+                        "'-', '_' and '.' (it names the study folder)")
+    base = _nest(data["base"] if data.get("base") is not None else {}, "'base'")
     config_mod.resolve(base)  # unknown keys and wrong types fail here, before any run starts
     axes = _parse_axes(data.get("axes"))
     seeds = _parse_seeds(data.get("seeds"))
@@ -420,6 +446,7 @@ def parse_study(data: dict, default_name: str = "study") -> Study:
             layers = [base, *[a.fragments[i] for a, i in zip(axes, combo)], {"train": {"seed": seed}}]
             try:
                 cfg = config_mod.resolve(*layers)
+                check_names(cfg)  # every cell checked before the first run starts
             except UserError as err:
                 where = ", ".join(f"{k}={v}" for k, v in cell.items())
                 raise UserError(f"run {where or '(base)'}: {err}") from None

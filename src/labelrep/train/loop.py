@@ -10,8 +10,8 @@ import contextlib
 import itertools
 import json
 import math
-import shutil
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,8 +23,10 @@ from ..errors import NonFiniteLossError, UserError
 from ..files import atomic_write_json, atomic_write_text
 from ..scoring import accuracy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .folder import RunFolder
 from .hooks import Hooks, TrainState, as_hooks
 from .optim import build_optimizer
+from .preflight import check_names, preflight
 from .run import BEST, CHECKPOINT, Run
 from .schedule import build_scheduler
 from .setup import RunParts, build_run
@@ -38,39 +40,32 @@ def _flag(value, device: torch.device) -> bool:
     return device.type == "cuda" if value == "auto" else bool(value)
 
 
-def prepare_out_dir(out: Path, resume: bool) -> bool:
-    """Create (or check) the run folder; returns whether a checkpoint to resume from is there."""
-    has_checkpoint = (out / CHECKPOINT).is_file()
-    if out.exists() and not resume and any(out.iterdir()):
-        raise UserError(f"output folder {out} is not empty; pass --resume to continue the run there "
-                        "or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"cannot write to output folder {out} ({err.strerror})") from None
-    return resume and has_checkpoint
-
-
 def train(config: dict | None = None, out: str | Path | None = None, resume: bool = False,
           hooks: Hooks | list[Hooks] | None = None) -> Run:
-    """Train one run; with ``out`` the run folder gets config, metrics, checkpoints and summary."""
+    """Train one run; with ``out`` the run folder gets config, metrics, checkpoints and summary.
+
+    The folder is all or nothing: any failure before its first checkpoint removes what the run wrote.
+    """
     hooks = as_hooks(hooks)
     cfg = config_mod.resolve(config)
-    parts = build_run(cfg)  # fails on bad input before anything is written
+    folder = RunFolder(out, resume) if out is not None else None
+    if folder is not None:
+        folder.check(cfg)  # a folder the run cannot use is refused before the data is loaded
+    check_names(cfg)
+    # Warnings of a build that then fails (torch on zero-size layers) would only bury the one sentence.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parts = build_run(cfg)  # fails on bad input before anything is written
+        preflight(parts)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     targets = create_target_source(cfg["target"]["name"], **cfg["target"]["options"])
-    out_dir = Path(out) if out is not None else None
+    out_dir = folder.path if folder is not None else None
     targets.bind(parts, out_dir)  # a missing teacher or file fails here, before anything is written
-    created = out_dir is not None and not out_dir.exists()
-    resuming = prepare_out_dir(out_dir, resume) if out_dir is not None else False
-    try:
-        return _train(parts, targets, out_dir, resuming, hooks)
-    except UserError:
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+    if folder is None:
+        return _train(parts, targets, None, False, hooks)
+    with folder.open(cfg):
+        return _train(parts, targets, out_dir, folder.resuming, hooks)
 
 
 def _plan(t: dict, steps_per_epoch: int) -> tuple[int, int]:
