@@ -79,7 +79,7 @@ def test_one_dimensional_labels_get_a_linear_head():
 
 
 def test_huber_loss_and_distance_scores():
-    space = create_label_space("random", CIFAR10, context={"image_size": 4})
+    space = create_label_space("random", CIFAR10, context={"image_size": 4}, recipe="paper")
     table = space.table
     torch.manual_seed(0)
     out = table[[3, 7]] + torch.randn(2, 8, 8) * 5

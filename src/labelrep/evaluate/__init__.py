@@ -5,6 +5,7 @@ from . import calibration as _calibration, features as _features, robustness as 
 from . import per_class as _per_class, soft_labels as _soft_labels  # noqa: F401  (register)
 from . import multilabel as _multilabel  # noqa: F401  (multilabel, pr_curve)
 from . import agreement as _agreement  # noqa: F401  (register)
+from . import budget as _budget  # noqa: F401  (register)
 
 
 def run_evaluation(name: str, run, watch=None, **options) -> list[dict]:

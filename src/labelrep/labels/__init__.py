@@ -11,6 +11,7 @@ from . import categorical as _categorical  # noqa: F401  (registers categorical,
 from . import synthetic as _synthetic, speech as _speech  # noqa: F401  (constant, composite, random, lowdim; speech, shuffled)
 from . import text as _text, custom as _custom  # noqa: F401  (bert, glove; custom)
 from . import multilabel as _multilabel  # noqa: F401  (multihot)
+from . import learned as _learned  # noqa: F401  (lwal: labels learned while training)
 
 
 def create_label_space(name: str, classes: Sequence[str], context: dict | None = None,

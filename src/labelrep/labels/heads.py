@@ -82,3 +82,20 @@ def regression_head(in_features: int, shape: tuple[int, ...], kind: str = "auto"
             raise ValueError(f"the decoder head needs square 2-D labels, got shape {shape}")
         return Decoder2d(in_features, shape[0])
     return LinearHead(in_features, shape)
+
+
+class LearnedLabelHead(nn.Module):
+    """A linear layer into a label space whose class labels change during training.
+
+    The labels are a buffer (``labels``, ``[C, D]``), not a parameter: no gradient or weight decay
+    reaches them, a training hook rewrites them, and they travel in every ``state_dict`` (checkpoints,
+    ``best.pt``, a loaded run) with the weights that were trained against them.
+    """
+
+    def __init__(self, in_features: int, labels: torch.Tensor):
+        super().__init__()
+        self.linear = nn.Linear(in_features, labels.shape[1])
+        self.register_buffer("labels", labels.detach().clone().float())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features)

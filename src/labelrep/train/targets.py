@@ -284,3 +284,4 @@ def teacher(run: str | list[str] = "", temperature: float = 1.0, alpha: float = 
     """Earlier runs' predictions on the same augmented batch (softmax at a temperature; a list of
     runs: their mean), frozen (mode eval) or on batch statistics (mode train, the official refinery)."""
     return TeacherTargets(run, temperature, alpha, mode, weights)
+from . import targets_learned as _targets_learned  # noqa: E402,F401  (registers ols, lwal)

@@ -1,0 +1,155 @@
+"""Target sources that learn from training: online label smoothing and LwAL's adaptive labels.
+
+Both watch every step (``observe``) and keep their state in the checkpoint, so a resumed run goes on
+exactly as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+from .targets import TARGETS, TargetSource
+
+
+def class_sums(values: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class: the sum of ``values`` rows (float64) and how many rows there were."""
+    sums = torch.zeros(num_classes, values.shape[1], dtype=torch.float64, device=values.device)
+    sums.index_add_(0, y, values.double())
+    return sums, torch.bincount(y, minlength=num_classes)
+
+
+class OnlineSmoothing(TargetSource):
+    """Online label smoothing (Zhang et al., "Delving Deep into Label Smoothing", TIP 2021).
+
+    During epoch t every correctly classified training image adds its softmax to its class's row;
+    at the epoch's end each row becomes the mean of them (a class with none gets the uniform row, as
+    the authors' code). Epoch t + 1 trains on ``(1 - alpha) hard + alpha soft[y]``: with
+    cross-entropy that is the authors' ``(1 - alpha) CE(hard) + alpha CE(soft)`` (alpha 0.5 there).
+    ``init='zeros'`` (the authors' code): no soft row in the first epoch, so it trains on
+    ``(1 - alpha) hard`` alone; ``init='hard'``: the first epoch's soft rows are the hard labels.
+    """
+
+    watches = True
+
+    def __init__(self, alpha: float = 0.5, init: str = "zeros"):
+        if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and 0 <= alpha <= 1):
+            raise UserError(f"target.options.alpha must lie in [0, 1], got {alpha!r}")
+        if init not in ("zeros", "hard"):
+            raise UserError(f"target.options.init must be 'zeros' or 'hard', got {init!r}")
+        self.alpha, self.init = float(alpha), init
+
+    def bind(self, parts, run_dir=None):
+        super().bind(parts, run_dir)
+        if not self.space.distribution:
+            raise UserError(f"target 'ols' smooths class distributions: it needs a categorical label space, "
+                            f"not {self.space.name!r}")
+        c = self.space.num_classes
+        hard = self.space.table.to(self.device)
+        self.soft = torch.zeros(c, c, device=self.device) if self.init == "zeros" else hard.clone()
+        self._reset()
+
+    def _reset(self):
+        c = self.space.num_classes
+        self.sums = torch.zeros(c, c, dtype=torch.float64, device=self.device)
+        self.counts = torch.zeros(c, dtype=torch.int64, device=self.device)
+
+    def __call__(self, x, y, idx):
+        return (1 - self.alpha) * self.space.targets(y) + self.alpha * self.soft[y]
+
+    @torch.no_grad()
+    def observe(self, output, target, y, idx):
+        probs = torch.softmax(self.space.scores(output).float(), dim=1)
+        right = probs.argmax(1) == y
+        sums, counts = class_sums(probs[right], y[right], self.space.num_classes)
+        self.sums += sums
+        self.counts += counts
+
+    def on_epoch_end(self, epoch):
+        seen = self.counts > 0
+        soft = torch.full_like(self.soft, 1.0 / self.space.num_classes)
+        soft[seen] = (self.sums[seen] / self.counts[seen, None]).float()
+        self.soft = soft
+        self._reset()
+
+    def state_dict(self):
+        return {"soft": self.soft.clone(), "sums": self.sums.clone(), "counts": self.counts.clone()}
+
+    def load_state_dict(self, state):
+        if state:
+            self.soft, self.sums, self.counts = (state[k].to(self.device) for k in ("soft", "sums", "counts"))
+
+    def describe(self):
+        return {"name": "ols", "alpha": self.alpha, "init": self.init}
+
+
+@TARGETS.register("ols")
+def ols(alpha: float = 0.5, init: str = "zeros") -> OnlineSmoothing:
+    """Online label smoothing: per-class mean softmax of last epoch's correct images, mixed with the hard label."""
+    return OnlineSmoothing(alpha, init)
+
+
+class AdaptiveLabels(TargetSource):
+    """LwAL's label updates (Yu & Verma, arXiv 2209.04528) for the ``lwal`` label space.
+
+    After every ``update_every``-th step (the authors' ``stationary_steps``, 1) past ``warmup_steps``
+    (0), each class's label becomes ``decay * centroid + (1 - decay) * label`` (the authors' decay
+    1.0: the centroid), the centroid being the mean output of that class's images in the step's batch;
+    a class absent from the batch keeps its label. Each image's target is its class's current label.
+
+    Where this differs from the authors' code: they replace the labels with the batch's centroids
+    *before* the step's loss and let the gradient flow through them (TensorFlow tape); here the
+    centroids of step s's outputs (detached, before its update) are the labels of step s + 1 on. The
+    centroids are of the head's output, as theirs (``classification_head(encoder(x))``): the loop's
+    ``observe`` hands it over, so no second forward pass or hook is needed.
+    """
+
+    watches = True
+
+    def __init__(self, update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0):
+        for key, value, low in (("update_every", update_every, 1), ("warmup_steps", warmup_steps, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UserError(f"target.options.{key} must be a whole number >= {low}, got {value!r}")
+        if not (isinstance(decay, (int, float)) and not isinstance(decay, bool) and 0 < decay <= 1):
+            raise UserError(f"target.options.decay must lie in (0, 1], got {decay!r}")
+        self.update_every, self.warmup_steps, self.decay = update_every, warmup_steps, float(decay)
+        self.step = 0
+
+    def bind(self, parts, run_dir=None):
+        super().bind(parts, run_dir)
+        if not hasattr(self.space, "_head") or self.space.name != "lwal":
+            raise UserError(f"target 'lwal' updates learned labels: it needs label space 'lwal', "
+                            f"not {self.space.name!r}")
+        self.step = 0
+
+    def __call__(self, x, y, idx):
+        return self.space.targets(y)
+
+    @torch.no_grad()
+    def observe(self, output, target, y, idx):
+        step, self.step = self.step, self.step + 1
+        if step < self.warmup_steps or (step - self.warmup_steps) % self.update_every:
+            return
+        labels = self.space.table
+        sums, counts = class_sums(output.float().flatten(1), y, self.space.num_classes)
+        seen = counts > 0
+        centroids = labels.clone()
+        centroids[seen] = (sums[seen] / counts[seen, None]).float()
+        self.space.table = self.decay * centroids + (1 - self.decay) * labels if self.decay != 1 else centroids
+
+    def state_dict(self):
+        # The labels themselves are a buffer of the head: the model's state carries them.
+        return {"step": self.step}
+
+    def load_state_dict(self, state):
+        if state:
+            self.step = int(state["step"])
+
+    def describe(self):
+        return {"name": "lwal", "update_every": self.update_every, "warmup_steps": self.warmup_steps,
+                "decay": self.decay}
+
+
+@TARGETS.register("lwal")
+def lwal(update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0) -> AdaptiveLabels:
+    """LwAL: labels of the 'lwal' space rewritten from class centroids of the outputs every few steps."""
+    return AdaptiveLabels(update_every, warmup_steps, decay)
