@@ -118,6 +118,40 @@ def test_lwal_labels_follow_the_centroid_formula(steps, options, one_torch_threa
     assert torch.equal(run.label_space.predict(out), torch.cdist(out, run.label_space.table).argmin(1))
 
 
+def test_lwal_batch_centroids_are_the_labels_of_their_own_step(steps, one_torch_thread):
+    """``centroids: batch`` (the authors'): the loss sees this batch's centroids, which are then stored."""
+    seen, _ = steps
+    labelrep.train(tiny(LWAL, {"target": {"options": {"centroids": "batch"}}}))
+    assert len(seen) >= 4
+    for s, (now, after) in enumerate(zip(seen, seen[1:])):
+        centroids = now["table"].clone()  # the stored labels before the step
+        for c in now["y"].unique():
+            centroids[c] = now["output"][now["y"] == c].double().mean(0).float()
+        assert torch.allclose(now["target"], centroids[now["y"]], atol=1e-6), s
+        assert torch.allclose(after["table"], centroids, atol=1e-6), s
+
+
+def test_lwal_batch_gradient_flows_through_the_centroids():
+    space = create_label_space("lwal", [str(i) for i in range(4)], dim=6, repel=0.0)
+    space.head(5)
+    source = AdaptiveLabels(centroids="batch")
+    source.space = space
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 2, 1])  # class 3 absent: it keeps its stored label
+    z = torch.randn(8, 6, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    loss = space.loss(z, source.refine(z, space.targets(y), y))
+    got, = torch.autograd.grad(loss, z)
+    labels = torch.stack([z[y == c].mean(0) for c in range(3)] + [space.table[3]])
+    expected, = torch.autograd.grad(F.cross_entropy(-torch.cdist(z, labels), y), z)
+    assert torch.allclose(got, expected, atol=1e-5)
+    frozen, = torch.autograd.grad(F.cross_entropy(-torch.cdist(z, labels.detach()), y), z)
+    assert not torch.allclose(got, frozen, atol=1e-3)  # the centroids' own gradient is there
+
+
+def test_lwal_batch_centroids_refuse_mixed_images():
+    with pytest.raises(UserError, match="mixed images"):
+        labelrep.train(tiny(LWAL, {"target": {"options": {"centroids": "batch"}}, "mix": {"name": "mixup"}}))
+
+
 def test_lwal_loss_is_the_authors_pull_plus_repel():
     space = create_label_space("lwal", [str(i) for i in range(4)], dim=6, repel=10.0)
     space.head(5)
@@ -207,8 +241,10 @@ def test_regressed_labels_default_to_the_fast_recipe_and_keep_the_papers_by_name
     # fast: the Huber loss on z-scored values plus the nearest-label cross-entropy
     m, s = float(fast.table.mean()), float(fast.table.std())
     expected = F.huber_loss((out - m) / s, (fast.targets(y) - m) / s) + nearest_label_loss(
-        out, fast.targets(y), fast.table.flatten(1), 0.1 * fast._aux_unit)
+        out, fast.targets(y), fast.table.flatten(1), 0.2 * s ** 2)  # the temperature is in z-scored units
     assert torch.isclose(fast.loss(out, fast.targets(y)), expected, rtol=1e-5)
+    rescaled = create_label_space("random", CIFAR10, context=context, scale=0.5)  # the same logits at any scale
+    assert torch.isclose(rescaled.loss(out * 0.5, rescaled.targets(y)), fast.loss(out, fast.targets(y)), rtol=1e-4)
     # its decoder ends in the table's affine: layers start in z-scored units, the output in table units
     head = fast.head(16)
     assert torch.isclose(head[-1](torch.zeros(1)), torch.tensor(m)).all()

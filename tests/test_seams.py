@@ -222,6 +222,22 @@ def test_new_keys_at_their_defaults_keep_run_ids():
     assert config_mod.config_hash(cfg) != config_mod.config_hash(old)
 
 
+def test_a_changed_recipe_gives_its_runs_new_ids(monkeypatch):
+    """A named recipe's values are part of a regressed run's identity; other runs do not see them."""
+    from labelrep.labels import regression
+
+    random_cfg = config_mod.resolve({"data": {"dataset": "digits"}, "label": {"name": "random"}})
+    categorical = config_mod.resolve({"data": {"dataset": "digits"}})
+    before = config_mod.config_hash(random_cfg), config_mod.config_hash(categorical)
+    paper = config_mod.resolve({"data": {"dataset": "digits"}, "label": {"name": "random", "options": {"recipe": "paper"}}})
+    paper_before = config_mod.config_hash(paper)
+    monkeypatch.setitem(regression.RECIPES, "fast", {**regression.RECIPES["fast"], "aux": 2.0})
+    assert config_mod.config_hash(random_cfg) != before[0]
+    assert config_mod.config_hash(categorical) == before[1] and config_mod.config_hash(paper) == paper_before
+    monkeypatch.setitem(regression.COMMON_OPTIONS, "aux_temperature", 0.5)  # the default temperature too
+    assert config_mod.config_hash(paper) != paper_before
+
+
 # Stages, top to bottom; a module may import its own stage and those below it only.
 LAYERS = [{"cli", "__main__"}, {"study"}, {"evaluate"}, {"train", "run"}, {"scoring"},
           {"labels", "models", "data"}, {"config", "registry", "files", "errors"}]

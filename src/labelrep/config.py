@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -191,8 +191,20 @@ def flatten(config: dict) -> dict[str, Any]:
     return flat
 
 
+# What a run computes with that its config names but does not spell out (a named recipe's values).
+# A part of the toolkit adds a function config -> dict; what they return joins the run's identity, so
+# changing a recipe's values gives its runs new ids instead of leaving stale ones in study folders.
+IDENTITY_PARTS: list[Callable[[dict], dict]] = []
+
+
+def add_identity_part(part: Callable[[dict], dict]) -> Callable[[dict], dict]:
+    IDENTITY_PARTS.append(part)
+    return part
+
+
 def identity(config: dict) -> dict:
-    """The config without keys at their neutral defaults (see ``NEUTRAL_DEFAULTS``)."""
+    """The config without keys at their neutral defaults (see ``NEUTRAL_DEFAULTS``), plus the
+    ``IDENTITY_PARTS`` that apply."""
     cfg = copy.deepcopy(config)
     for path, neutral in NEUTRAL_DEFAULTS.items():
         node = cfg
@@ -200,6 +212,11 @@ def identity(config: dict) -> dict:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and path[-1] in node and node[path[-1]] == neutral:
             del node[path[-1]]
+    computed_with = {}
+    for part in IDENTITY_PARTS:
+        computed_with.update(part(config) or {})
+    if computed_with:
+        cfg["computed_with"] = computed_with
     return cfg
 
 

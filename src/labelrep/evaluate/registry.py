@@ -127,18 +127,25 @@ def run_after(name: str, run, options: dict, watch: Path | None = None) -> list[
     return EVALUATIONS.create(name, run=run, **kwargs)
 
 
-@register_evaluation("accuracy", "test accuracy of the run's final weights",
-                     drawing=Drawing(names={"test_accuracy": "test accuracy"}))
+@register_evaluation("accuracy", "test accuracy of the run's final weights (and by the label space's "
+                     "threshold rule, where it has one)",
+                     drawing=Drawing(names={"test_accuracy": "test accuracy",
+                                            "threshold_accuracy": "threshold-rule accuracy"}))
 def test_accuracy(run, max_images: int | None = None) -> list[dict]:
     """``max_images``: a fixed seeded choice of that many test images (the one robustness attacks)."""
+    from ..labels.regression import threshold_accuracy
     from ..scoring import accuracy
     from .robustness import evaluation_images
 
     test = run.parts.data.test
     if max_images is not None:
         test = test.take(evaluation_images(len(test), max_images))
-    acc = accuracy(run.model, run.label_space, run.parts.loader(test))
-    return [{"metric": "test_accuracy", "value": acc, **({"images": len(test)} if max_images is not None else {})}]
+    extra = {"images": len(test)} if max_images is not None else {}
+    rows = [{"metric": "test_accuracy", "value": accuracy(run.model, run.label_space, run.parts.loader(test)), **extra}]
+    if hasattr(run.label_space, "threshold_correct"):  # a second decision rule the space declares (Chen et al.'s)
+        rows.append({"metric": "threshold_accuracy", **extra,
+                     "value": threshold_accuracy(run.model, run.label_space, run.parts.loader(test))})
+    return rows
 
 
 class MonitorAccuracy(Hooks):

@@ -11,8 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UserError
-from .regression import RegressionLabelSpace, make_space
-from .registry import LABEL_SPACES
+from .regression import RegressionLabelSpace, make_space, regressed_space
 
 
 def load_custom_table(path: str | Path, num_classes: int) -> np.ndarray:
@@ -31,7 +30,7 @@ def load_custom_table(path: str | Path, num_classes: int) -> np.ndarray:
     return table.astype(np.float32)
 
 
-@LABEL_SPACES.register("custom", "regressed labels from a .npy file of shape [C, ...] (option path=...)")
+@regressed_space("custom", "regressed labels from a .npy file of shape [C, ...] (option path=...)")
 def custom(classes: Sequence[str], path: str | None = None, **options) -> RegressionLabelSpace:
     if path is None:
         raise UserError("the custom label space needs path=FILE.npy (e.g. --set label.options.path=labels.npy)")

@@ -44,6 +44,8 @@ class LearnedLabelSpace(LabelSpace):
         if not (isinstance(repel, (int, float)) and not isinstance(repel, bool) and repel >= 0):
             raise UserError(f"label option repel is a weight >= 0, got {repel!r}")
         self._head: LearnedLabelHead | None = None
+        #: this step's labels inside the gradient tape, set by the ``lwal`` target's ``refine``
+        self.step_labels: torch.Tensor | None = None
         super().__init__(classes, torch.eye(count, dim))
         self.dim, self.repel = dim, float(repel)
 
@@ -65,7 +67,7 @@ class LearnedLabelSpace(LabelSpace):
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         z, t = output.float(), target.float()
-        labels = self.table.to(z.device)
+        labels = (self.step_labels if self.step_labels is not None else self.table).to(z.device)
         own = torch.sqrt(torch.clamp(((z - t) ** 2).sum(1), min=1e-12))
         pull = (torch.logsumexp(-pairwise_distance(z, labels), dim=1) + own).mean()
         if not self.repel:

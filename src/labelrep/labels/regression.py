@@ -19,8 +19,8 @@ lowdim, bert, glove, custom):
   (benchmarks/results/labels_that_learn.md);
 - ``loss``: Huber (smooth L1), ``delta`` 1, mean over elements, in table units (``standard_loss``: on
   output and target z-scored by the table's one mean and std), plus ``aux`` x the nearest-label
-  cross-entropy (``nearest_label_loss``, temperature ``aux_temperature`` x the table's mean pairwise
-  squared entry difference);
+  cross-entropy (``nearest_label_loss``, temperature ``aux_temperature`` x the table's variance,
+  i.e. in z-scored units);
 - ``scores``: minus the distance from the output to every class's row (``l2`` default as in the
   paper; ``l1``, ``huber``, or ``cosine`` similarity), so accuracy is the nearest label;
 - ``threshold_correct``: the paper's second rule, correct when the Huber loss to the true
@@ -44,9 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import config as config_mod
 from ..errors import UserError
 from ..models.modes import eval_mode
 from .base import LabelSpace
+from .registry import LABEL_SPACES
 from .heads import OutputAffine, regression_head
 
 DISTANCES = ("l2", "l1", "huber", "cosine")
@@ -58,7 +60,7 @@ class RegressionLabelSpace(LabelSpace):
 
     def __init__(self, classes: Sequence[str], table, distance: str = "l2", threshold: float = 3.5,
                  delta: float = 1.0, scale: float = 1.0, standardize: bool = False, head: str = "auto",
-                 head_norm: bool = False, aux: float = 0.0, aux_temperature: float = 0.1,
+                 head_norm: bool = False, aux: float = 0.0, aux_temperature: float = 0.2,
                  standard_loss: bool = False, recipe: str = "paper", params: dict | None = None):
         if distance not in DISTANCES:
             raise UserError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
@@ -97,11 +99,10 @@ class RegressionLabelSpace(LabelSpace):
         self.table_mean, self.table_std = float(self.table.mean()), float(self.table.std()) or 1.0
         self.params = dict(params or {})
         self._flat = self.table.flatten(1)
-        # The nearest-label loss's unit: the mean squared entry difference between two class labels,
-        # so one temperature means the same margin for every table, whatever its range or size.
-        d = torch.cdist(self._flat.double(), self._flat.double()) ** 2 / self._flat.shape[1]
-        off = ~torch.eye(len(d), dtype=torch.bool)
-        self._aux_unit = float(d[off].mean()) if len(d) > 1 and float(d[off].mean()) > 0 else 1.0
+        # The nearest-label loss's unit: the table's variance, so the temperature is in z-scored units,
+        # as the standardised Huber loss beside it; whatever a table's range, one temperature sets
+        # the same logit scale against it (labels_that_learn.md: the mean pairwise distance did not).
+        self._aux_unit = self.table_std ** 2
 
     def head(self, in_features: int) -> nn.Module:
         try:
@@ -195,12 +196,32 @@ def label_size(image_size: int | None, size: int | None, default: int = 64) -> i
 
 
 COMMON_OPTIONS = {"distance": "l2", "threshold": 3.5, "delta": 1.0, "scale": 1.0, "standardize": False, "head": "auto",
-                  "head_norm": False, "aux": 0.0, "aux_temperature": 0.1, "standard_loss": False, "recipe": "fast"}
+                  "head_norm": False, "aux": 0.0, "aux_temperature": 0.2, "standard_loss": False, "recipe": "fast"}
 # Named training recipes: the option values each sets (an option given explicitly wins). ``paper``:
 # Chen et al.'s Huber regression in table units. ``fast`` (the default): the decoder in z-scored units,
 # the Huber loss there, plus the nearest-label cross-entropy (benchmarks/results/labels_that_learn.md).
 RECIPES = {"paper": {"aux": 0.0, "head_norm": False, "standard_loss": False},
            "fast": {"aux": 1.0, "head_norm": True, "standard_loss": True}}
+# What the temperature is measured in; part of a run's identity with the recipe's values.
+AUX_UNIT = "table variance"
+REGRESSED_SPACES: set[str] = set()
+
+
+def regressed_space(name: str, description: str | None = None):
+    """Register a regressed label space (its factory calls ``make_space``): a run's identity then
+    holds the values of the recipe it trains with, so a changed recipe never reuses an old run."""
+    REGRESSED_SPACES.add(name)
+    return LABEL_SPACES.register(name, description)
+
+
+@config_mod.add_identity_part
+def recipe_identity(config: dict) -> dict:
+    label = config.get("label") if isinstance(config.get("label"), dict) else {}
+    if label.get("name") not in REGRESSED_SPACES:
+        return {}
+    recipe = (label.get("options") or {}).get("recipe", COMMON_OPTIONS["recipe"])
+    values = {"aux_temperature": COMMON_OPTIONS["aux_temperature"], **RECIPES.get(recipe, {})}
+    return {"label_recipe": {"name": recipe, **values, "aux_unit": AUX_UNIT}}
 
 
 def make_space(name: str, classes: Sequence[str], table, params: dict, options: dict) -> RegressionLabelSpace:

@@ -33,8 +33,7 @@ import numpy as np
 
 from ..errors import UserError
 from .cache import cached_table
-from .regression import RegressionLabelSpace, label_size, make_space
-from .registry import LABEL_SPACES
+from .regression import RegressionLabelSpace, label_size, make_space, regressed_space
 
 SAMPLE_RATE = 22050
 VOICES = ("espeak", "paper", "piper", "folder")
@@ -402,7 +401,7 @@ def shuffle_columns(table: np.ndarray, seed: int = 8) -> np.ndarray:
     return out
 
 
-@LABEL_SPACES.register("speech", "regressed N x N mel spectrogram of the spoken class name (voice: espeak, "
+@regressed_space("speech", "regressed N x N mel spectrogram of the spoken class name (voice: espeak, "
                                  "paper, piper, folder)")
 def speech(classes: Sequence[str], image_size: int | None = None, dataset: str | None = None,
            voice: str = "espeak", size: int | None = None, speech_dir: str | None = None, download: bool = False,
@@ -415,7 +414,7 @@ def speech(classes: Sequence[str], image_size: int | None = None, dataset: str |
     return make_space("speech", classes, table, {"voice": voice, "size": n}, options)
 
 
-@LABEL_SPACES.register("shuffled", "speech labels with each class's time columns permuted (seed 8)")
+@regressed_space("shuffled", "speech labels with each class's time columns permuted (seed 8)")
 def shuffled(classes: Sequence[str], image_size: int | None = None, dataset: str | None = None,
              voice: str = "espeak", size: int | None = None, speech_dir: str | None = None, download: bool = False,
              words: Sequence[str] | None = None, espeak_voice: str = "en-us", rate: int = 175, n_mels: int = 64,

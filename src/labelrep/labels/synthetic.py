@@ -19,8 +19,7 @@ import random as _random
 import numpy as np
 
 from ..errors import UserError
-from .regression import RegressionLabelSpace, label_size, make_space
-from .registry import LABEL_SPACES
+from .regression import RegressionLabelSpace, label_size, make_space, regressed_space
 
 HIGH = 80.0
 
@@ -119,14 +118,14 @@ def composite_table(num_classes: int, size: int, seed: int = 0, count: int = 10,
     return table.astype(np.float32)
 
 
-@LABEL_SPACES.register("constant", "regressed N x N labels, class i filled with i*80/(C-1) (the paper's 'uniform')")
+@regressed_space("constant", "regressed N x N labels, class i filled with i*80/(C-1) (the paper's 'uniform')")
 def constant(classes: Sequence[str], image_size: int | None = None, size: int | None = None,
              **options) -> RegressionLabelSpace:
     n = label_size(image_size, size)
     return make_space("constant", classes, constant_table(len(classes), n), {"size": n}, options)
 
 
-@LABEL_SPACES.register("composite", "regressed N x N labels: sums of 10 random oriented Gaussians, [0, 80] "
+@regressed_space("composite", "regressed N x N labels: sums of 10 random oriented Gaussians, [0, 80] "
                                    "(generator: paper, the authors' imagen recipe, or gaussians)")
 def composite(classes: Sequence[str], image_size: int | None = None, size: int | None = None,
               generator: str = "paper", seed: int | None = None, count: int = 10, sigma: float = 0.15,
@@ -149,14 +148,14 @@ def composite(classes: Sequence[str], image_size: int | None = None, size: int |
     return make_space("composite", classes, table, params, options)
 
 
-@LABEL_SPACES.register("random", "regressed N x N labels, uniform in [0, 80] (seed 48 as in the paper)")
+@regressed_space("random", "regressed N x N labels, uniform in [0, 80] (seed 48 as in the paper)")
 def random(classes: Sequence[str], image_size: int | None = None, size: int | None = None, seed: int = 48,
            **options) -> RegressionLabelSpace:
     n = label_size(image_size, size)
     return make_space("random", classes, random_table(len(classes), (n, n), seed), {"size": n, "seed": seed}, options)
 
 
-@LABEL_SPACES.register("lowdim", "regressed 10-d labels, uniform in [0, 80] (seed 48), linear head")
+@regressed_space("lowdim", "regressed 10-d labels, uniform in [0, 80] (seed 48), linear head")
 def lowdim(classes: Sequence[str], dim: int = 10, seed: int = 48, **options) -> RegressionLabelSpace:
     if dim < 1:
         raise UserError(f"lowdim labels need dim >= 1, got {dim}")

@@ -29,8 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from .cache import cached_table
-from .regression import RegressionLabelSpace, make_space
-from .registry import LABEL_SPACES
+from .regression import RegressionLabelSpace, make_space, regressed_space
 from .speech import spoken_name
 
 HIGH = 80.0
@@ -126,7 +125,7 @@ def _engine(dist: str) -> str:
         raise UserError(f"this label space needs {dist}: pip install 'labelrep[text]'") from None
 
 
-@LABEL_SPACES.register("bert", "regressed 48 x 48 MiniLM (BERT) token embeddings of the class name, [0, 80]")
+@regressed_space("bert", "regressed 48 x 48 MiniLM (BERT) token embeddings of the class name, [0, 80]")
 def bert(classes: Sequence[str], words: Sequence[str] | None = None, tokens: int = 6, cache_dir: str | None = None,
          **options) -> RegressionLabelSpace:
     texts = _texts(classes, words)
@@ -135,7 +134,7 @@ def bert(classes: Sequence[str], words: Sequence[str] | None = None, tokens: int
     return make_space("bert", classes, table, {"tokens": tokens, "size": table.shape[-1]}, options)
 
 
-@LABEL_SPACES.register("glove", "regressed 50-d GloVe 6B vectors of the class name (multi-word names averaged)")
+@regressed_space("glove", "regressed 50-d GloVe 6B vectors of the class name (multi-word names averaged)")
 def glove(classes: Sequence[str], words: Sequence[str] | None = None, cache_dir: str | None = None,
           **options) -> RegressionLabelSpace:
     texts = _texts(classes, words)

@@ -160,6 +160,8 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
                 x, target = mixer(x, target, y)
             with autocast():
                 output = forward(x)
+            if targets.refines:
+                target = targets.refine(output, target, y)
             loss = space.loss(output, target)
             batch = train_loader.global_batch(step)  # len(y) in one process
             share = len(y) / batch  # this rank's part: DDP's mean of the weighted losses is the global batch's

@@ -29,6 +29,8 @@ TARGETS: Registry = Registry("target source")
 class TargetSource:
     #: True: the loop calls ``observe`` after each step (a source that does not watch costs nothing)
     watches = False
+    #: True: the loop calls ``refine`` between the forward pass and the loss
+    refines = False
 
     def bind(self, parts, run_dir: Path | None = None) -> None:
         """Called once before training with the run's parts (label space, training split, device)."""
@@ -36,6 +38,11 @@ class TargetSource:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def refine(self, output: torch.Tensor, target: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """After the forward pass (only when ``refines``): the target the loss sees, computed from
+        this step's output inside the gradient tape."""
+        return target
 
     def observe(self, output: torch.Tensor, target: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
         """After a training step (only when ``watches``): the detached output and the target used."""

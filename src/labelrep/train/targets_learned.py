@@ -96,16 +96,22 @@ class AdaptiveLabels(TargetSource):
     1.0: the centroid), the centroid being the mean output of that class's images in the step's batch;
     a class absent from the batch keeps its label. Each image's target is its class's current label.
 
-    Where this differs from the authors' code: they replace the labels with the batch's centroids
-    *before* the step's loss and let the gradient flow through them (TensorFlow tape); here the
-    centroids of step s's outputs (detached, before its update) are the labels of step s + 1 on. The
-    centroids are of the head's output, as theirs (``classification_head(encoder(x))``): the loop's
-    ``observe`` hands it over, so no second forward pass or hook is needed.
+    ``centroids``: ``batch`` is the authors' code: the labels are replaced with this batch's centroids
+    *before* the step's loss, and the gradient flows through them (their TensorFlow tape; here
+    ``refine``, between the forward pass and the loss). ``previous`` (the default, the first
+    implementation): the centroids of step s's outputs, detached, are the labels of step s + 1 on.
+    Either way the stored labels after step s are step s's centroids. The centroids are of the head's
+    output, as theirs (``classification_head(encoder(x))``). ``batch`` refuses a mixer (a mixed
+    image has no one class centroid).
     """
 
     watches = True
 
-    def __init__(self, update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0):
+    def __init__(self, update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0,
+                 centroids: str = "previous"):
+        if centroids not in ("previous", "batch"):
+            raise UserError(f"target.options.centroids must be 'previous' or 'batch', got {centroids!r}")
+        self.centroids, self.refines = centroids, centroids == "batch"
         for key, value, low in (("update_every", update_every, 1), ("warmup_steps", warmup_steps, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise UserError(f"target.options.{key} must be a whole number >= {low}, got {value!r}")
@@ -119,22 +125,37 @@ class AdaptiveLabels(TargetSource):
         if not hasattr(self.space, "_head") or self.space.name != "lwal":
             raise UserError(f"target 'lwal' updates learned labels: it needs label space 'lwal', "
                             f"not {self.space.name!r}")
+        if self.refines and parts.config["mix"]["name"] is not None:
+            raise UserError("target 'lwal' with centroids: batch takes each image's class centroid; "
+                            "it cannot train on mixed images (mix.name must be null)")
         self.step = 0
 
     def __call__(self, x, y, idx):
         return self.space.targets(y)
 
+    def _updates(self, step: int) -> bool:
+        return step >= self.warmup_steps and (step - self.warmup_steps) % self.update_every == 0
+
+    def _moved(self, labels: torch.Tensor, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``labels`` with each class in the batch moved to ``decay * centroid + (1 - decay) * label``."""
+        sums, counts = class_sums(output.float().flatten(1), y, self.space.num_classes)
+        seen = (counts > 0)[:, None]
+        centroids = torch.where(seen, sums / counts.clamp(min=1)[:, None].to(sums.dtype), labels.to(sums.dtype))
+        return (self.decay * centroids + (1 - self.decay) * labels).to(labels.dtype)
+
+    def refine(self, output, target, y):
+        if not self._updates(self.step):
+            return target
+        labels = self._moved(self.space.table.to(output.device), output, y)  # in the tape, as the authors'
+        self.space.step_labels = labels
+        return labels[y]
+
     @torch.no_grad()
     def observe(self, output, target, y, idx):
         step, self.step = self.step, self.step + 1
-        if step < self.warmup_steps or (step - self.warmup_steps) % self.update_every:
-            return
-        labels = self.space.table
-        sums, counts = class_sums(output.float().flatten(1), y, self.space.num_classes)
-        seen = counts > 0
-        centroids = labels.clone()
-        centroids[seen] = (sums[seen] / counts[seen, None]).float()
-        self.space.table = self.decay * centroids + (1 - self.decay) * labels if self.decay != 1 else centroids
+        self.space.step_labels = None
+        if self._updates(step):
+            self.space.table = self._moved(self.space.table, output, y)
 
     def state_dict(self):
         # The labels themselves are a buffer of the head: the model's state carries them.
@@ -146,10 +167,10 @@ class AdaptiveLabels(TargetSource):
 
     def describe(self):
         return {"name": "lwal", "update_every": self.update_every, "warmup_steps": self.warmup_steps,
-                "decay": self.decay}
+                "decay": self.decay, "centroids": self.centroids}
 
 
 @TARGETS.register("lwal")
-def lwal(update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0) -> AdaptiveLabels:
+def lwal(update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0, centroids: str = "previous") -> AdaptiveLabels:
     """LwAL: labels of the 'lwal' space rewritten from class centroids of the outputs every few steps."""
-    return AdaptiveLabels(update_every, warmup_steps, decay)
+    return AdaptiveLabels(update_every, warmup_steps, decay, centroids)
