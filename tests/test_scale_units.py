@@ -105,6 +105,17 @@ def test_dry_run_prints_the_plan_for_each_backend(tmp_path, capsys):
         assert "0 runs at once" in capsys.readouterr().out
 
 
+def test_the_plan_counts_the_step_budget_as_training_does(tmp_path):
+    from labelrep.study.runner import estimate
+
+    file = tmp_path / "steps.yaml"
+    file.write_text(yaml.safe_dump({"name": "steps", "base": {**TINY, "train": {"device": "cpu", "steps": 30}},
+                                    "axes": {"data.fraction": [0.2, 1.0]}, "seeds": [0]}))
+    rows = estimate(load_study(file), tmp_path / "out", measure=False)
+    # 20 % of the 1,347 training digits is 269 images: 4 steps an epoch at batch 64, so 8 epochs for 30 steps
+    assert [(r["steps"], r["epochs"]) for r in rows] == [(30, 8), (30, 2)]
+
+
 def test_study_flags_that_do_not_fit_the_backend_exit_2(tmp_path, capsys):
     file = _study(tmp_path)
     assert main(["study", str(file), "--address", "127.0.0.1:1", "--dry-run"]) == 2

@@ -459,6 +459,7 @@ def _time_steps(parts, steps: int = 3) -> tuple[float, float]:
 def estimate(study: Study, study_dir: str | Path, measure: bool = True) -> list[dict]:
     """One row per run: its cell, status, training images, steps, and (measured) seconds."""
     from ..data import load_dataset
+    from ..train.loop import plan_steps
     from ..train.setup import build_run, select_training_images
 
     study_dir = Path(study_dir)
@@ -475,9 +476,9 @@ def estimate(study: Study, study_dir: str | Path, measure: bool = True) -> list[
         train_split, val = select_training_images(data, d, cfg["train"]["seed"])
         batch = cfg["optim"]["batch_size"]
         n = len(train_split)
-        steps = (n // batch if n > batch else 1) * cfg["train"]["epochs"]
+        epochs, steps = plan_steps(cfg["train"], n // batch if n > batch else 1)  # train.steps, as the loop
         status = read_status(run_folder(study_dir, spec)).get("status", PENDING)
-        row = {"id": spec.id, **spec.cell, "status": status, "epochs": cfg["train"]["epochs"],
+        row = {"id": spec.id, **spec.cell, "status": status, "epochs": epochs,
                "train_images": n, "steps": steps, "seconds": None}
         if measure:
             speed_key = json.dumps([cfg["model"], cfg["label"], data_key, batch, cfg["train"]["device"]],

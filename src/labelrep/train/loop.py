@@ -69,7 +69,7 @@ def train(config: dict | None = None, out: str | Path | None = None, resume: boo
         return _train(parts, targets, out_dir, folder.resuming, hooks)
 
 
-def _plan(t: dict, steps_per_epoch: int) -> tuple[int, int]:
+def plan_steps(t: dict, steps_per_epoch: int) -> tuple[int, int]:
     """``(epochs, total steps)``: from ``train.steps`` when set (the last epoch cut short), else epochs."""
     if t["steps"] is None:
         if t["epochs"] < 1:
@@ -94,7 +94,7 @@ def _train(parts: RunParts, targets: TargetSource, out_dir: Path | None, resumin
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise UserError("the training set is empty after subsetting; raise data.fraction")
-    epochs, total_steps = _plan(t, steps_per_epoch)
+    epochs, total_steps = plan_steps(t, steps_per_epoch)
     # Under torchrun: each rank trains on its part of every batch; rank 0 alone reads and writes the folder.
     group = distributed.init()
     distributed.check_device(group, device)
