@@ -97,7 +97,7 @@ def test_ols_needs_a_categorical_space():
 @pytest.mark.parametrize("options", [{}, {"update_every": 2, "warmup_steps": 1, "decay": 0.5}])
 def test_lwal_labels_follow_the_centroid_formula(steps, options, one_torch_thread):
     seen, _ = steps
-    run = labelrep.train(tiny(LWAL, {"train": {"epochs": 2}, "target": {"options": options}}))
+    run = labelrep.train(tiny(LWAL, {"train": {"epochs": 2}, "target": {"options": {**options, "centroids": "previous"}}}))
     every, warmup, decay = options.get("update_every", 1), options.get("warmup_steps", 0), options.get("decay", 1.0)
     assert torch.equal(seen[0]["table"], torch.eye(10, 20))  # the authors' one-hot start
     updates = 0
@@ -118,17 +118,33 @@ def test_lwal_labels_follow_the_centroid_formula(steps, options, one_torch_threa
     assert torch.equal(run.label_space.predict(out), torch.cdist(out, run.label_space.table).argmin(1))
 
 
-def test_lwal_batch_centroids_are_the_labels_of_their_own_step(steps, one_torch_thread):
-    """``centroids: batch`` (the authors'): the loss sees this batch's centroids, which are then stored."""
+@pytest.mark.parametrize("options", [{}, {"update_every": 2, "warmup_steps": 1, "decay": 0.5}])
+def test_lwal_batch_centroids_are_the_labels_of_their_own_step(steps, options, one_torch_thread):
+    """``centroids: batch`` (the default, the authors'): the loss sees this batch's centroids, then stored."""
     seen, _ = steps
-    labelrep.train(tiny(LWAL, {"target": {"options": {"centroids": "batch"}}}))
+    labelrep.train(tiny(LWAL, {"target": {"options": options}}))
+    every, warmup, decay = options.get("update_every", 1), options.get("warmup_steps", 0), options.get("decay", 1.0)
     assert len(seen) >= 4
     for s, (now, after) in enumerate(zip(seen, seen[1:])):
-        centroids = now["table"].clone()  # the stored labels before the step
-        for c in now["y"].unique():
-            centroids[c] = now["output"][now["y"] == c].double().mean(0).float()
-        assert torch.allclose(now["target"], centroids[now["y"]], atol=1e-6), s
-        assert torch.allclose(after["table"], centroids, atol=1e-6), s
+        labels = now["table"].clone()  # the stored labels before the step
+        if s >= warmup and (s - warmup) % every == 0:
+            for c in now["y"].unique():
+                centroid = now["output"][now["y"] == c].double().mean(0)
+                labels[c] = (decay * centroid + (1 - decay) * now["table"][c].double()).float()
+        assert torch.allclose(now["target"], labels[now["y"]], atol=1e-6), s
+        assert torch.allclose(after["table"], labels, atol=1e-6), s
+
+
+def test_lwal_ids_name_the_centroid_mode():
+    """Runs from before the option computed ``previous`` and keep their ids; the new default has its own."""
+    default = config_mod.resolve(TINY, LWAL)
+    previous = config_mod.resolve(TINY, LWAL, {"target": {"options": {"centroids": "previous"}}})
+    before_the_option = {k: v for k, v in config_mod.identity(default).items() if k != "computed_with"}
+    assert config_mod.identity(default)["computed_with"] == {"lwal_centroids": "batch"}
+    assert config_mod.identity(previous) == before_the_option
+    assert config_mod.config_hash(default) != config_mod.config_hash(previous)
+    batch = config_mod.resolve(TINY, LWAL, {"target": {"options": {"centroids": "batch"}}})
+    assert "computed_with" not in config_mod.identity(batch)  # the config itself names it
 
 
 def test_lwal_batch_gradient_flows_through_the_centroids():

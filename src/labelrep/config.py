@@ -33,6 +33,7 @@ NEUTRAL_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("data", "imbalance"): None,
     ("data", "train_labels"): "clean",
     ("data", "train_labels_file"): None,
+    ("target", "options", "centroids"): "previous",  # lwal before its default became the authors' batch
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import config as config_mod
 from ..errors import UserError
 from .targets import TARGETS, TargetSource
 
@@ -96,10 +97,10 @@ class AdaptiveLabels(TargetSource):
     1.0: the centroid), the centroid being the mean output of that class's images in the step's batch;
     a class absent from the batch keeps its label. Each image's target is its class's current label.
 
-    ``centroids``: ``batch`` is the authors' code: the labels are replaced with this batch's centroids
-    *before* the step's loss, and the gradient flows through them (their TensorFlow tape; here
-    ``refine``, between the forward pass and the loss). ``previous`` (the default, the first
-    implementation): the centroids of step s's outputs, detached, are the labels of step s + 1 on.
+    ``centroids``: ``batch`` (the default) is the authors' code: the labels are replaced with this
+    batch's centroids *before* the step's loss, and the gradient flows through them (their TensorFlow
+    tape; here ``refine``, between the forward pass and the loss). ``previous``, this toolkit's first
+    version: the centroids of step s's outputs, detached, are the labels of step s + 1 on.
     Either way the stored labels after step s are step s's centroids. The centroids are of the head's
     output, as theirs (``classification_head(encoder(x))``). ``batch`` refuses a mixer (a mixed
     image has no one class centroid).
@@ -108,7 +109,7 @@ class AdaptiveLabels(TargetSource):
     watches = True
 
     def __init__(self, update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0,
-                 centroids: str = "previous"):
+                 centroids: str = "batch"):
         if centroids not in ("previous", "batch"):
             raise UserError(f"target.options.centroids must be 'previous' or 'batch', got {centroids!r}")
         self.centroids, self.refines = centroids, centroids == "batch"
@@ -171,6 +172,17 @@ class AdaptiveLabels(TargetSource):
 
 
 @TARGETS.register("lwal")
-def lwal(update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0, centroids: str = "previous") -> AdaptiveLabels:
+def lwal(update_every: int = 1, warmup_steps: int = 0, decay: float = 1.0, centroids: str = "batch") -> AdaptiveLabels:
     """LwAL: labels of the 'lwal' space rewritten from class centroids of the outputs every few steps."""
     return AdaptiveLabels(update_every, warmup_steps, decay, centroids)
+
+
+@config_mod.add_identity_part
+def lwal_identity(config: dict) -> dict:
+    """An ``lwal`` run on the default centroid mode says so in its id: runs made before the option
+    existed computed ``previous`` with no option given, and keep their ids (an explicit ``previous``
+    is a neutral default in ``config``, so it shares them; an explicit ``batch`` is in the config)."""
+    target = config.get("target") if isinstance(config.get("target"), dict) else {}
+    if target.get("name") != "lwal" or "centroids" in (target.get("options") or {}):
+        return {}
+    return {"lwal_centroids": "batch"}
