@@ -265,6 +265,9 @@ def test_regressed_labels_default_to_the_fast_recipe_and_keep_the_papers_by_name
     head = fast.head(16)
     assert torch.isclose(head[-1](torch.zeros(1)), torch.tensor(m)).all()
     assert fast.describe()["recipe"] == "fast" and paper.describe()["recipe"] == "paper"
+    # a space's own default over the recipe's (lowdim's ten entries need a softer temperature); explicit wins
+    assert create_label_space("lowdim", CIFAR10, context=context).aux_temperature == 1.0
+    assert create_label_space("lowdim", CIFAR10, context=context, aux_temperature=0.3).aux_temperature == 0.3
     with pytest.raises(UserError, match="recipe"):
         create_label_space("random", CIFAR10, context=context, recipe="slow")
 

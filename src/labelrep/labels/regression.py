@@ -204,13 +204,15 @@ RECIPES = {"paper": {"aux": 0.0, "head_norm": False, "standard_loss": False},
            "fast": {"aux": 1.0, "head_norm": True, "standard_loss": True}}
 # What the temperature is measured in; part of a run's identity with the recipe's values.
 AUX_UNIT = "table variance"
-REGRESSED_SPACES: set[str] = set()
+#: regressed space -> its own option defaults, over the recipe's (an explicit option still wins)
+REGRESSED_SPACES: dict[str, dict] = {}
 
 
-def regressed_space(name: str, description: str | None = None):
+def regressed_space(name: str, description: str | None = None, defaults: dict | None = None):
     """Register a regressed label space (its factory calls ``make_space``): a run's identity then
-    holds the values of the recipe it trains with, so a changed recipe never reuses an old run."""
-    REGRESSED_SPACES.add(name)
+    holds the values of the recipe it trains with, so a changed recipe never reuses an old run.
+    ``defaults``: option values this space needs over the recipe's (measured, and said where)."""
+    REGRESSED_SPACES[name] = dict(defaults or {})
     return LABEL_SPACES.register(name, description)
 
 
@@ -220,7 +222,8 @@ def recipe_identity(config: dict) -> dict:
     if label.get("name") not in REGRESSED_SPACES:
         return {}
     recipe = (label.get("options") or {}).get("recipe", COMMON_OPTIONS["recipe"])
-    values = {"aux_temperature": COMMON_OPTIONS["aux_temperature"], **RECIPES.get(recipe, {})}
+    values = {"aux_temperature": COMMON_OPTIONS["aux_temperature"], **RECIPES.get(recipe, {}),
+              **REGRESSED_SPACES[label["name"]]}
     return {"label_recipe": {"name": recipe, **values, "aux_unit": AUX_UNIT}}
 
 
@@ -233,6 +236,8 @@ def make_space(name: str, classes: Sequence[str], table, params: dict, options: 
     recipe = options.get("recipe", COMMON_OPTIONS["recipe"])
     if recipe not in RECIPES:
         raise UserError(f"unknown label recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    space = RegressionLabelSpace(classes, table, **{**COMMON_OPTIONS, **RECIPES[recipe], **options}, params=params)
+    own = REGRESSED_SPACES.get(name, {})
+    space = RegressionLabelSpace(classes, table, **{**COMMON_OPTIONS, **RECIPES[recipe], **own, **options},
+                                 params=params)
     space.name = name
     return space
