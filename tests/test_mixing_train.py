@@ -71,3 +71,22 @@ def test_single_label_bc_and_mixup_train():
     for mix in ("bc_single", "mixup", "cutmix"):
         result = train(config(mix, epochs=2))
         assert finite(result.history) and result.summary["test_accuracy"] > 0.3, mix
+
+
+def test_uncentred_evaluation_scores_the_same_weights_without_the_centring(tmp_path):
+    from labelrep.evaluate import run_evaluation
+    from labelrep.errors import UserError
+
+    train(config("bc_plus", epochs=1, loss="kl"), out=tmp_path / "plus")
+    run = load_run(tmp_path / "plus")
+    centred = run.model.encoder
+    rows = run_evaluation("uncentred", run)
+    assert run.model.encoder is centred  # put back
+    run.model.encoder = centred.encoder
+    plain = accuracy(run.model, run.label_space, run.parts.loader(run.parts.data.test))
+    run.model.encoder = centred
+    assert rows == [{"metric": "uncentred_accuracy", "value": plain}]
+    assert plain != accuracy(run.model, run.label_space, run.parts.loader(run.parts.data.test))
+    train(config(None, epochs=1), out=tmp_path / "standard")
+    with pytest.raises(UserError, match="centres its inputs"):
+        run_evaluation("uncentred", load_run(tmp_path / "standard"))

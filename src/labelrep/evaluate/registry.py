@@ -148,6 +148,26 @@ def test_accuracy(run, max_images: int | None = None) -> list[dict]:
     return rows
 
 
+@register_evaluation("uncentred", "test accuracy of the same weights without the test-time centring "
+                     "(runs whose mixer centres its inputs)",
+                     drawing=Drawing(names={"uncentred_accuracy": "accuracy without test-time centring"}))
+def uncentred_accuracy(run) -> list[dict]:
+    """What the centring in front of the encoder is worth at test time (BC+ centres every image)."""
+    from ..data.mixing import CenteredEncoder
+    from ..scoring import accuracy
+
+    model = run.model
+    if not isinstance(model.encoder, CenteredEncoder):
+        raise UserError("evaluation 'uncentred' needs a run whose mixer centres its inputs; this run's does not")
+    centred = model.encoder
+    model.encoder = centred.encoder
+    try:
+        value = accuracy(model, run.label_space, run.parts.loader(run.parts.data.test))
+    finally:
+        model.encoder = centred
+    return [{"metric": "uncentred_accuracy", "value": value}]
+
+
 class MonitorAccuracy(Hooks):
     """Training hooks: accuracy of the tested model on ``images`` fixed, class-balanced test images
     after every epoch, into ``folder/monitor.jsonl`` (epochs before a resume are kept)."""
