@@ -216,14 +216,18 @@ def regressed_space(name: str, description: str | None = None, defaults: dict | 
     return LABEL_SPACES.register(name, description)
 
 
+def recipe_defaults(name: str, recipe: str) -> dict:
+    """The option values a regressed space trains with unless given: the recipe's, then the space's own."""
+    return {**RECIPES.get(recipe, {}), **REGRESSED_SPACES.get(name, {})}
+
+
 @config_mod.add_identity_part
 def recipe_identity(config: dict) -> dict:
     label = config.get("label") if isinstance(config.get("label"), dict) else {}
     if label.get("name") not in REGRESSED_SPACES:
         return {}
     recipe = (label.get("options") or {}).get("recipe", COMMON_OPTIONS["recipe"])
-    values = {"aux_temperature": COMMON_OPTIONS["aux_temperature"], **RECIPES.get(recipe, {}),
-              **REGRESSED_SPACES[label["name"]]}
+    values = {"aux_temperature": COMMON_OPTIONS["aux_temperature"], **recipe_defaults(label["name"], recipe)}
     return {"label_recipe": {"name": recipe, **values, "aux_unit": AUX_UNIT}}
 
 
@@ -236,8 +240,7 @@ def make_space(name: str, classes: Sequence[str], table, params: dict, options: 
     recipe = options.get("recipe", COMMON_OPTIONS["recipe"])
     if recipe not in RECIPES:
         raise UserError(f"unknown label recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    own = REGRESSED_SPACES.get(name, {})
-    space = RegressionLabelSpace(classes, table, **{**COMMON_OPTIONS, **RECIPES[recipe], **own, **options},
+    space = RegressionLabelSpace(classes, table, **{**COMMON_OPTIONS, **recipe_defaults(name, recipe), **options},
                                  params=params)
     space.name = name
     return space

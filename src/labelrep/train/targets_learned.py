@@ -154,9 +154,9 @@ class AdaptiveLabels(TargetSource):
     @torch.no_grad()
     def observe(self, output, target, y, idx):
         step, self.step = self.step, self.step + 1
-        self.space.step_labels = None
-        if self._updates(step):
-            self.space.table = self._moved(self.space.table, output, y)
+        moved, self.space.step_labels = self.space.step_labels, None
+        if self._updates(step):  # batch mode moved them already, in the tape
+            self.space.table = moved.detach() if moved is not None else self._moved(self.space.table, output, y)
 
     def state_dict(self):
         # The labels themselves are a buffer of the head: the model's state carries them.
