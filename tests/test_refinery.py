@@ -4,12 +4,6 @@ after SIGKILL, the ready study files, and the SVHN source. Digits data and tiny 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +23,7 @@ from labelrep.labels.regression import RegressionLabelSpace
 from labelrep.study import load_study
 from labelrep.train import load_run
 from labelrep.train.targets import TeacherTargets
+from study_helpers import study_killed_in
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -185,21 +180,8 @@ def test_three_generations_killed_mid_r2_resume_to_identical_numbers(tmp_path):
     r1, r2, r3 = load_study(file).runs
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     child = killed / "runs" / r2.id
-    proc = subprocess.Popen([sys.executable, "-c", "from labelrep.cli import run; run()", "study", str(file),
-                             "--out", str(killed), "--quiet", "--threads", "1"],
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline, epochs_at_kill = time.monotonic() + 240, 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            epochs_at_kill = len((child / "metrics.jsonl").read_text().splitlines())
-        except FileNotFoundError:
-            epochs_at_kill = 0
-        if epochs_at_kill >= 1 and not (child / "summary.json").exists():
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    epochs_at_kill = study_killed_in(child, ["study", str(file), "--out", str(killed), "--quiet", "--threads", "1"],
+                                     epochs=1)
     assert 1 <= epochs_at_kill < 4 and not (killed / "runs" / r3.id / "config.yaml").exists()
 
     assert main(["study", str(file), "--out", str(killed), "--quiet", "--threads", "1"]) == 0

@@ -11,13 +11,13 @@ import statistics
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 import labelrep
 from labelrep import config as config_mod
+from study_helpers import kill_after_epochs
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.heavy]
 
@@ -126,17 +126,8 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(ddp_runs, tmp_path):
                "--out", str(out), "--quiet"]
     proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    deadline, epochs_at_kill = time.monotonic() + 600, 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            epochs_at_kill = len((out / "metrics.jsonl").read_text().splitlines())
-        except FileNotFoundError:
-            epochs_at_kill = 0
-        if epochs_at_kill >= 2 and not (out / "summary.json").exists():
-            os.killpg(proc.pid, signal.SIGKILL)  # the launcher, torchrun and both ranks
-            break
-        time.sleep(0.005)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, proc.stderr.read().decode()[-3000:]
+    # the launcher, torchrun and both ranks
+    epochs_at_kill = kill_after_epochs(proc, out, 2, 600, kill=lambda: os.killpg(proc.pid, signal.SIGKILL))
     assert 2 <= epochs_at_kill < EPOCHS and not (out / "summary.json").exists()
 
     done = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=600)
